@@ -1,1 +1,34 @@
-pub use vfs_core;
+//! vfs-layer: a virtual filesystem layer for sandboxed runtimes.
+//!
+//! A runtime boots a guest whose root is a [`MountTable`](core::MountTable), attaches and
+//! detaches storage at runtime, and (as later crates land) snapshots it, exports it and
+//! serves it through FUSE. This facade re-exports the workspace's crates:
+//!
+//! - [`core`]: the `FileSystem` contract, paths, errors, the mount table, the registry;
+//! - [`drivers`]: the storage drivers (`memory` today);
+//! - [`snapshot`] and [`fuse`]: placeholders for the snapshot and FUSE issues.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use vfs_layer::core::{FileSystem, MountOptions, MountTable, VfsPath};
+//! use vfs_layer::drivers::memory::MemoryFs;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> vfs_layer::core::Result<()> {
+//! let root = MountTable::new();
+//! root.mount(&VfsPath::root(), Arc::new(MemoryFs::new()), MountOptions::default()).await?;
+//! root.mount(&VfsPath::new("/work")?, Arc::new(MemoryFs::new()), MountOptions::default()).await?;
+//! root.write_file(&VfsPath::new("/work/notes.txt")?, "hello".into()).await?;
+//! assert_eq!(root.read_file(&VfsPath::new("/work/notes.txt")?).await?, "hello");
+//! # Ok(()) }
+//! ```
+
+pub use vfs_core as core;
+pub use vfs_drivers as drivers;
+pub use vfs_fuse as fuse;
+pub use vfs_snapshot as snapshot;
+
+/// Compiles the README's example as a doc test, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -27,20 +27,21 @@ pub enum FileKind {
 impl FileKind {
     /// The `S_IFMT` bits of `st_mode` for this kind.
     pub fn mode_bits(self) -> u32 {
-        (match self {
-            FileKind::File => libc::S_IFREG,
-            FileKind::Directory => libc::S_IFDIR,
-            FileKind::Symlink => libc::S_IFLNK,
-            FileKind::Fifo => libc::S_IFIFO,
-            FileKind::CharDevice => libc::S_IFCHR,
-            FileKind::BlockDevice => libc::S_IFBLK,
-            FileKind::Socket => libc::S_IFSOCK,
-        }) as u32
+        // The traditional values, the same on every Unix; libc's `mode_t` width varies.
+        match self {
+            FileKind::File => 0o100000,
+            FileKind::Directory => 0o040000,
+            FileKind::Symlink => 0o120000,
+            FileKind::Fifo => 0o010000,
+            FileKind::CharDevice => 0o020000,
+            FileKind::BlockDevice => 0o060000,
+            FileKind::Socket => 0o140000,
+        }
     }
 
     /// The kind named by the `S_IFMT` bits of an `st_mode`.
     pub fn from_mode(mode: u32) -> Option<FileKind> {
-        let format = mode & libc::S_IFMT as u32;
+        let format = mode & 0o170000;
         [
             FileKind::File,
             FileKind::Directory,
@@ -435,6 +436,8 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_mode_bits() {
+        assert_eq!(FileKind::File.mode_bits(), libc::S_IFREG);
+        assert_eq!(FileKind::Symlink.mode_bits(), libc::S_IFLNK);
         for kind in [
             FileKind::File,
             FileKind::Directory,
