@@ -23,7 +23,7 @@ fn cycles() -> u64 {
     std::env::var("VFS_MOUNT_CYCLES")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(2_000)
+        .unwrap_or(10_000)
 }
 
 /// Each churned mount carries its generation in `/generation`; generations only grow, and
@@ -37,14 +37,22 @@ struct Churn {
 async fn io_under_mounts_survives_mount_churn() {
     let table = Arc::new(MountTable::new());
     table
-        .mount(&VfsPath::root(), Arc::new(MemoryFs::new()), MountOptions::default())
+        .mount(
+            &VfsPath::root(),
+            Arc::new(MemoryFs::new()),
+            MountOptions::default(),
+        )
         .await
         .unwrap();
     let mut stable = Vec::new();
     for index in 0..STABLE_MOUNTS {
         let fs = Arc::new(MemoryFs::new());
         table
-            .mount(&p(&format!("/stable/{index}")), fs.clone(), MountOptions::default())
+            .mount(
+                &p(&format!("/stable/{index}")),
+                fs.clone(),
+                MountOptions::default(),
+            )
             .await
             .unwrap();
         stable.push(fs);
@@ -67,7 +75,10 @@ async fn io_under_mounts_survives_mount_churn() {
                 fs.write_file(&p("/generation"), Bytes::from(generation.to_string()))
                     .await
                     .unwrap();
-                table.mount(&path, fs, MountOptions::default()).await.unwrap();
+                table
+                    .mount(&path, fs, MountOptions::default())
+                    .await
+                    .unwrap();
                 churn.published[slot].store(generation, Ordering::SeqCst);
                 tokio::task::yield_now().await;
                 // Lazy, because readers may hold handles open right now.
@@ -147,7 +158,11 @@ async fn io_under_mounts_survives_mount_churn() {
         let written = writer.await.unwrap();
         assert!(written > 0);
         let listed = stable[index].read_dir(&VfsPath::root()).await.unwrap();
-        assert_eq!(listed.len() as u64, written, "writes lost on stable mount {index}");
+        assert_eq!(
+            listed.len() as u64,
+            written,
+            "writes lost on stable mount {index}"
+        );
         for n in 0..written {
             let content = stable[index]
                 .read_file(&p(&format!("/file-{n}")))

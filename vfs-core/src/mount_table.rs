@@ -235,7 +235,12 @@ impl MountTable {
     }
 
     /// Mounts `fs` at `path`, creating a missing mount point (see the type's rustdoc).
-    pub async fn mount(&self, path: &VfsPath, fs: Arc<dyn FileSystem>, options: MountOptions) -> Result<MountId> {
+    pub async fn mount(
+        &self,
+        path: &VfsPath,
+        fs: Arc<dyn FileSystem>,
+        options: MountOptions,
+    ) -> Result<MountId> {
         let path = path.without_trailing_slash();
         let _writer = self.writer.lock().await;
         let current = self.table.load_full();
@@ -275,7 +280,10 @@ impl MountTable {
             return Ok(());
         };
         let resolved = Resolved {
-            inner: Cow::Owned(path.strip_prefix(&parent.info.path).unwrap_or_else(VfsPath::root)),
+            inner: Cow::Owned(
+                path.strip_prefix(&parent.info.path)
+                    .unwrap_or_else(VfsPath::root),
+            ),
             mount: parent.clone(),
         };
         let located = resolved.fs().stat(&resolved.inner).await;
@@ -319,7 +327,9 @@ impl MountTable {
         if open > 0 && !options.lazy {
             return Err(VfsError::new(ErrorKind::Busy, "umount")
                 .with_path(path.as_str())
-                .with_detail(format!("{open} open handle(s); unmount lazily to detach anyway")));
+                .with_detail(format!(
+                    "{open} open handle(s); unmount lazily to detach anyway"
+                )));
         }
         let remaining = current
             .mounts
@@ -385,7 +395,10 @@ impl MountTable {
         let inner = if mount.info.path.is_root() {
             Cow::Borrowed(path)
         } else {
-            Cow::Owned(path.strip_prefix(&mount.info.path).unwrap_or_else(VfsPath::root))
+            Cow::Owned(
+                path.strip_prefix(&mount.info.path)
+                    .unwrap_or_else(VfsPath::root),
+            )
         };
         Ok(Resolved {
             mount: mount.clone(),
@@ -405,9 +418,15 @@ impl MountTable {
 
     /// Resolves a path whose entry is about to be created: mount points and their virtual
     /// ancestors already exist, and nothing can be created where nothing is mounted.
-    fn resolve_for_create<'p>(&self, operation: &'static str, path: &'p VfsPath) -> Result<Resolved<'p>> {
+    fn resolve_for_create<'p>(
+        &self,
+        operation: &'static str,
+        path: &'p VfsPath,
+    ) -> Result<Resolved<'p>> {
         let table = self.table.load();
-        if table.mounts.contains_key(path.as_str()) || table.mount_children.contains_key(path.as_str()) {
+        if table.mounts.contains_key(path.as_str())
+            || table.mount_children.contains_key(path.as_str())
+        {
             return Err(VfsError::new(ErrorKind::AlreadyExists, operation).with_path(path.as_str()));
         }
         drop(table);
@@ -424,9 +443,15 @@ impl MountTable {
 
     /// Resolves a path whose entry is about to be removed or moved: mount points and
     /// directories holding them are busy.
-    fn resolve_for_detach<'p>(&self, operation: &'static str, path: &'p VfsPath) -> Result<Resolved<'p>> {
+    fn resolve_for_detach<'p>(
+        &self,
+        operation: &'static str,
+        path: &'p VfsPath,
+    ) -> Result<Resolved<'p>> {
         let table = self.table.load();
-        if table.mounts.contains_key(path.as_str()) || table.mount_children.contains_key(path.as_str()) {
+        if table.mounts.contains_key(path.as_str())
+            || table.mount_children.contains_key(path.as_str())
+        {
             return Err(VfsError::new(ErrorKind::Busy, operation)
                 .with_path(path.as_str())
                 .with_detail("a mount point is there or beneath it"));
@@ -437,7 +462,10 @@ impl MountTable {
 
     fn virtual_dir(&self, path: &VfsPath) -> Metadata {
         let table = self.table.load();
-        let subdirs = table.mount_children.get(path.as_str()).map_or(0, BTreeSet::len);
+        let subdirs = table
+            .mount_children
+            .get(path.as_str())
+            .map_or(0, BTreeSet::len);
         Metadata {
             kind: FileKind::Directory,
             size: 0,
@@ -599,10 +627,8 @@ impl FileSystem for MountTable {
         let mut entries = listed?;
         let table = self.table.load();
         if let Some(children) = table.mount_children.get(path.as_str()) {
-            let mut synthetic: BTreeMap<&str, u64> = children
-                .iter()
-                .map(|name| (name.as_str(), 0))
-                .collect();
+            let mut synthetic: BTreeMap<&str, u64> =
+                children.iter().map(|name| (name.as_str(), 0)).collect();
             for entry in &mut entries {
                 if let Some(ino) = synthetic.get_mut(entry.name.as_str()) {
                     entry.kind = FileKind::Directory;
@@ -691,15 +717,18 @@ impl FileSystem for MountTable {
     }
 
     async fn set_permissions(&self, path: &VfsPath, mode: u32) -> Result<()> {
-        forward!(self, "chmod", path, |fs, inner| fs.set_permissions(inner, mode))
+        forward!(self, "chmod", path, |fs, inner| fs
+            .set_permissions(inner, mode))
     }
 
     async fn set_owner(&self, path: &VfsPath, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
-        forward!(self, "chown", path, |fs, inner| fs.set_owner(inner, uid, gid))
+        forward!(self, "chown", path, |fs, inner| fs
+            .set_owner(inner, uid, gid))
     }
 
     async fn set_times(&self, path: &VfsPath, atime: SetTime, mtime: SetTime) -> Result<()> {
-        forward!(self, "utimes", path, |fs, inner| fs.set_times(inner, atime, mtime))
+        forward!(self, "utimes", path, |fs, inner| fs
+            .set_times(inner, atime, mtime))
     }
 
     async fn statfs(&self, path: &VfsPath) -> Result<StatFs> {
@@ -707,11 +736,19 @@ impl FileSystem for MountTable {
     }
 
     async fn get_xattr(&self, path: &VfsPath, name: &str) -> Result<Bytes> {
-        forward!(self, "getxattr", path, |fs, inner| fs.get_xattr(inner, name))
+        forward!(self, "getxattr", path, |fs, inner| fs
+            .get_xattr(inner, name))
     }
 
-    async fn set_xattr(&self, path: &VfsPath, name: &str, value: Bytes, mode: XattrMode) -> Result<()> {
-        forward!(self, "setxattr", path, |fs, inner| fs.set_xattr(inner, name, value, mode))
+    async fn set_xattr(
+        &self,
+        path: &VfsPath,
+        name: &str,
+        value: Bytes,
+        mode: XattrMode,
+    ) -> Result<()> {
+        forward!(self, "setxattr", path, |fs, inner| fs
+            .set_xattr(inner, name, value, mode))
     }
 
     async fn list_xattrs(&self, path: &VfsPath) -> Result<Vec<String>> {
@@ -719,7 +756,8 @@ impl FileSystem for MountTable {
     }
 
     async fn remove_xattr(&self, path: &VfsPath, name: &str) -> Result<()> {
-        forward!(self, "removexattr", path, |fs, inner| fs.remove_xattr(inner, name))
+        forward!(self, "removexattr", path, |fs, inner| fs
+            .remove_xattr(inner, name))
     }
 
     /// Unmounts everything, deepest first, lazily.
@@ -727,7 +765,8 @@ impl FileSystem for MountTable {
         let mut mounts = self.list();
         mounts.sort_by_key(|info| std::cmp::Reverse(info.path.depth()));
         for info in mounts {
-            self.unmount(&info.path, UnmountOptions { lazy: true }).await?;
+            self.unmount(&info.path, UnmountOptions { lazy: true })
+                .await?;
         }
         Ok(())
     }
@@ -738,7 +777,9 @@ impl FileSystem for MountTable {
 
     async fn write_file(&self, path: &VfsPath, data: Bytes) -> Result<()> {
         let resolved = match self.resolve("open", path) {
-            Err(err) if err.kind() == ErrorKind::NotFound => self.resolve_for_create("open", path)?,
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                self.resolve_for_create("open", path)?
+            }
             other => other?,
         };
         resolved
@@ -753,7 +794,8 @@ impl FileSystem for MountTable {
     }
 
     async fn pwrite(&self, path: &VfsPath, offset: u64, data: Bytes) -> Result<()> {
-        forward!(self, "write", path, |fs, inner| fs.pwrite(inner, offset, data))
+        forward!(self, "write", path, |fs, inner| fs
+            .pwrite(inner, offset, data))
     }
 
     async fn truncate(&self, path: &VfsPath, len: u64) -> Result<()> {

@@ -276,11 +276,12 @@ fn check_name_length(name: &str, whole: &str) -> Result<()> {
 
 impl fmt::Display for VfsPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.normalized)?;
+        // `pad` so width and alignment flags work in tables.
         if self.trailing_slash {
-            f.write_str("/")?;
+            f.pad(&format!("{}/", self.normalized))
+        } else {
+            f.pad(&self.normalized)
         }
-        Ok(())
     }
 }
 
