@@ -1,0 +1,490 @@
+//! The driver's operations as plain blocking functions over the root; `mod.rs` decides
+//! which thread runs them.
+//!
+//! Every function reaches the host only through [`Root`]: a confined `openat2` for
+//! anything that walks a path, and `*at` calls that get one plain name in a directory
+//! reached that way and never follow it. Where a trailing slash would make the kernel
+//! follow a final symlink in such a call, the function checks what the slash requires
+//! itself (through a confined lookup) and hands the kernel the bare name.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+use bytes::Bytes;
+use rustix::buffer::spare_capacity;
+use rustix::fs::{AtFlags, Dir, Gid, Mode, OFlags, Timestamps, Uid};
+use rustix::io::Errno;
+use vfs_core::{
+    DirEntry, ErrorKind, FileKind, Metadata, OpenOptions, Result, SetTime, StatFs, VfsError,
+    VfsPath, MAX_SYMLINK_HOPS,
+};
+
+use super::convert;
+use super::fd_ops;
+use super::root::{fail, fail_kind, io_fail, is_dir, kernel_path, statx_at, statx_fd, DirFd, Root};
+
+/// `S_ISGID`: a directory created in a setgid directory inherits it.
+const SET_GID: u32 = 0o2000;
+
+pub(super) fn stat(root: &Root, path: &VfsPath, follow: bool) -> Result<Metadata> {
+    let op = if follow { "stat" } else { "lstat" };
+    let stat = root.statx(path, follow).map_err(|e| fail(op, path, e))?;
+    convert::metadata(&stat).map_err(|e| fail(op, path, e))
+}
+
+pub(super) fn read_dir(root: &Root, path: &VfsPath) -> Result<Vec<DirEntry>> {
+    list_dir(root, path, true)
+}
+
+/// The entries of a directory; with `follow` unset, a symlink at `path` is refused
+/// rather than listed through.
+fn list_dir(root: &Root, path: &VfsPath, follow: bool) -> Result<Vec<DirEntry>> {
+    const OP: &str = "scandir";
+    let failed = |errno| fail(OP, path, errno);
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = root
+        .openat2(&*kernel_path(path), flags, Mode::empty())
+        .map_err(failed)?;
+    let mut dir = Dir::new(fd).map_err(failed)?;
+    let mut entries = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry.map_err(failed)?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let kind = match convert::entry_kind(entry.file_type()) {
+            Some(kind) => kind,
+            // DT_UNKNOWN: this filesystem does not say in its listing, so ask the entry.
+            None => match statx_at(dir.fd().map_err(failed)?, name) {
+                Ok(stat) => FileKind::from_mode(u32::from(stat.stx_mode))
+                    .ok_or_else(|| failed(Errno::IO))?,
+                // Removed since it was listed.
+                Err(Errno::NOENT) => continue,
+                Err(errno) => return Err(failed(errno)),
+            },
+        };
+        entries.push(DirEntry {
+            name: String::from_utf8_lossy(name.to_bytes()).into_owned(),
+            kind,
+            ino: entry.ino(),
+        });
+    }
+    Ok(entries)
+}
+
+pub(super) fn create_dir(root: &Root, path: &VfsPath, mode: u32) -> Result<()> {
+    const OP: &str = "mkdir";
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return Err(fail_kind(OP, path, ErrorKind::AlreadyExists));
+    };
+    rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o7777))
+        .map_err(|e| fail(OP, path, e))?;
+    exact_dir_mode(&dir, name, mode & 0o7777);
+    Ok(())
+}
+
+/// Gives a directory just created the mode it was asked for, which the process umask may
+/// have trimmed (the contract has no umask: the guest applied its own). A setgid bit
+/// inherited from the parent stays, as Linux keeps it. Best effort: the directory exists
+/// either way, and a host filesystem without modes keeps its own.
+fn exact_dir_mode(dir: &DirFd<'_>, name: &str, mode: u32) {
+    let Ok(stat) = statx_at(dir.as_fd(), name) else {
+        return;
+    };
+    let current = u32::from(stat.stx_mode) & 0o7777;
+    let wanted = mode | (current & SET_GID);
+    if current == wanted || !is_dir(&stat) {
+        return;
+    }
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if let Ok(fd) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        let _ = fd_ops::chmod(fd.as_fd(), wanted);
+    }
+}
+
+/// `mkdir -p`: creates each missing directory from the top down; an existing component
+/// must be (or lead through a symlink to) a directory.
+pub(super) fn create_dir_all(root: &Root, path: &VfsPath, mode: u32) -> Result<()> {
+    match stat(root, path, true) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => return Err(fail_kind("mkdir", path, ErrorKind::NotADirectory)),
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let mut current = VfsPath::root();
+    for name in path.components() {
+        current = current.join(name)?;
+        match create_dir(root, &current, mode) {
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+                if !stat(root, &current, true)?.is_dir() {
+                    return Err(fail_kind("mkdir", &current, ErrorKind::NotADirectory));
+                }
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// `rm -r`: removes a directory and everything beneath it, or a single non-directory.
+/// Descending never follows a symlink, even one swapped in for a directory meanwhile, so
+/// only what lies beneath `path` is removed.
+pub(super) fn remove_dir_all(root: &Root, path: &VfsPath) -> Result<()> {
+    if !stat(root, path, false)?.is_dir() {
+        return remove_file(root, path);
+    }
+    // Depth-first without recursion, so deep trees cannot overflow the stack.
+    let mut pending = vec![(path.without_trailing_slash(), false)];
+    while let Some((dir, listed)) = pending.pop() {
+        if listed {
+            remove_dir(root, &dir)?;
+            continue;
+        }
+        pending.push((dir.clone(), true));
+        for entry in list_dir(root, &dir, false)? {
+            let child = dir.join(&entry.name)?;
+            if entry.kind == FileKind::Directory {
+                pending.push((child, false));
+            } else {
+                remove_file(root, &child)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn remove_file(root: &Root, path: &VfsPath) -> Result<()> {
+    const OP: &str = "unlink";
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return Err(fail_kind(OP, path, ErrorKind::IsADirectory));
+    };
+    if path.has_trailing_slash() {
+        // Linux refuses unlink("name/") whatever is there; the errno says what it found.
+        let stat = statx_at(dir.as_fd(), name).map_err(|e| fail(OP, path, e))?;
+        let kind = if is_dir(&stat) {
+            ErrorKind::IsADirectory
+        } else {
+            ErrorKind::NotADirectory
+        };
+        return Err(fail_kind(OP, path, kind));
+    }
+    rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| fail(OP, path, e))
+}
+
+pub(super) fn remove_dir(root: &Root, path: &VfsPath) -> Result<()> {
+    const OP: &str = "rmdir";
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return Err(fail_kind(OP, path, ErrorKind::Busy));
+    };
+    rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| fail(OP, path, e))
+}
+
+pub(super) fn rename(root: &Root, from: &VfsPath, to: &VfsPath) -> Result<()> {
+    const OP: &str = "rename";
+    let Some((from_dir, from_name)) = root.parent(from).map_err(|e| fail(OP, from, e))? else {
+        return Err(fail_kind(OP, from, ErrorKind::Busy));
+    };
+    let Some((to_dir, to_name)) = root.parent(to).map_err(|e| fail(OP, to, e))? else {
+        return Err(fail_kind(OP, to, ErrorKind::Busy));
+    };
+    if from.has_trailing_slash() || to.has_trailing_slash() {
+        // A trailing slash on either side requires the source to be a directory itself
+        // (a symlink to one does not count).
+        let stat = statx_at(from_dir.as_fd(), from_name).map_err(|e| fail(OP, from, e))?;
+        if !is_dir(&stat) {
+            return Err(fail_kind(OP, from, ErrorKind::NotADirectory));
+        }
+    }
+    rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name).map_err(|e| fail(OP, from, e))
+}
+
+pub(super) fn symlink(root: &Root, target: &str, link: &VfsPath) -> Result<()> {
+    const OP: &str = "symlink";
+    let Some((dir, name)) = root.parent(link).map_err(|e| fail(OP, link, e))? else {
+        return Err(fail_kind(OP, link, ErrorKind::AlreadyExists));
+    };
+    if link.has_trailing_slash() {
+        return Err(name_with_slash_exists(&dir, name, OP, link));
+    }
+    rustix::fs::symlinkat(target, &dir, name).map_err(|e| fail(OP, link, e))
+}
+
+/// What Linux answers when asked to create `name/`: `EEXIST` if something is there,
+/// else `ENOENT` (a new name cannot carry a trailing slash).
+fn name_with_slash_exists(
+    dir: &DirFd<'_>,
+    name: &str,
+    operation: &'static str,
+    path: &VfsPath,
+) -> VfsError {
+    match statx_at(dir.as_fd(), name) {
+        Ok(_) => fail_kind(operation, path, ErrorKind::AlreadyExists),
+        Err(errno) => fail(operation, path, errno),
+    }
+}
+
+pub(super) fn read_link(root: &Root, path: &VfsPath) -> Result<String> {
+    const OP: &str = "readlink";
+    if path.has_trailing_slash() {
+        // The slash follows the link; what it reaches is a directory, never a symlink.
+        root.resolve(path, true).map_err(|e| fail(OP, path, e))?;
+        return Err(fail_kind(OP, path, ErrorKind::InvalidInput));
+    }
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return Err(fail_kind(OP, path, ErrorKind::InvalidInput));
+    };
+    let target = rustix::fs::readlinkat(&dir, name, Vec::new()).map_err(|e| fail(OP, path, e))?;
+    Ok(target
+        .into_string()
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.into_cstring().as_bytes()).into_owned()))
+}
+
+pub(super) fn hard_link(root: &Root, existing: &VfsPath, new: &VfsPath) -> Result<()> {
+    const OP: &str = "link";
+    if existing.has_trailing_slash() {
+        // The slash follows a symlink and requires a directory, which cannot be linked.
+        root.resolve(existing, true)
+            .map_err(|e| fail(OP, existing, e))?;
+        return Err(fail_kind(OP, existing, ErrorKind::NotPermitted));
+    }
+    let Some((from_dir, from_name)) = root.parent(existing).map_err(|e| fail(OP, existing, e))?
+    else {
+        return Err(fail_kind(OP, existing, ErrorKind::NotPermitted));
+    };
+    let Some((to_dir, to_name)) = root.parent(new).map_err(|e| fail(OP, new, e))? else {
+        return Err(fail_kind(OP, new, ErrorKind::AlreadyExists));
+    };
+    if new.has_trailing_slash() {
+        return Err(name_with_slash_exists(&to_dir, to_name, OP, new));
+    }
+    // No AT_SYMLINK_FOLLOW: a symlink is linked itself, never followed out of the root.
+    rustix::fs::linkat(&from_dir, from_name, &to_dir, to_name, AtFlags::empty())
+        .map_err(|e| fail(OP, existing, e))
+}
+
+pub(super) fn set_permissions(root: &Root, path: &VfsPath, mode: u32) -> Result<()> {
+    const OP: &str = "chmod";
+    let fd = root.resolve(path, true).map_err(|e| fail(OP, path, e))?;
+    fd_ops::chmod(fd.as_fd(), mode & 0o7777).map_err(|e| fail(OP, path, e))
+}
+
+pub(super) fn set_owner(
+    root: &Root,
+    path: &VfsPath,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    const OP: &str = "chown";
+    let fd = root.resolve(path, true).map_err(|e| fail(OP, path, e))?;
+    rustix::fs::chownat(
+        &fd,
+        "",
+        uid.map(Uid::from_raw),
+        gid.map(Gid::from_raw),
+        AtFlags::EMPTY_PATH,
+    )
+    .map_err(|e| fail(OP, path, e))
+}
+
+pub(super) fn set_times(root: &Root, path: &VfsPath, atime: SetTime, mtime: SetTime) -> Result<()> {
+    const OP: &str = "utimes";
+    let fd = root.resolve(path, true).map_err(|e| fail(OP, path, e))?;
+    let times = Timestamps {
+        last_access: convert::timespec(atime),
+        last_modification: convert::timespec(mtime),
+    };
+    rustix::fs::utimensat(&fd, "", &times, AtFlags::EMPTY_PATH).map_err(|e| fail(OP, path, e))
+}
+
+pub(super) fn statfs(root: &Root, path: &VfsPath) -> Result<StatFs> {
+    const OP: &str = "statfs";
+    let fd = root.resolve(path, true).map_err(|e| fail(OP, path, e))?;
+    let stat = rustix::fs::fstatvfs(&fd).map_err(|e| fail(OP, path, e))?;
+    Ok(convert::statfs(&stat))
+}
+
+/// Opens a file as `open(2)` would, confined beneath the root.
+pub(super) fn open(root: &Root, path: &VfsPath, options: &OpenOptions) -> Result<File> {
+    open_fd(root, path, options)
+        .map(File::from)
+        .map_err(|e| fail("open", path, e))
+}
+
+fn open_fd(root: &Root, path: &VfsPath, options: &OpenOptions) -> Result<OwnedFd, Errno> {
+    let access = access_flags(options);
+    let mode = options.mode & 0o7777;
+    let create = access | OFlags::CREATE | OFlags::EXCL;
+    let path = kernel_path(path);
+    if options.create_new {
+        let fd = root.openat2(&*path, create, Mode::from_raw_mode(mode))?;
+        exact_file_mode(&fd, mode);
+        return Ok(fd);
+    }
+    if !options.create {
+        return root.openat2(&*path, access, Mode::empty());
+    }
+    // O_CREAT alone cannot tell whether it created the file, and only a new file may get
+    // the exact mode. So: create exclusively, else open what is there; a name that is
+    // there yet cannot be opened is a dangling symlink, which is followed one hop at a
+    // time (every hop again a confined lookup) so that its target gets created.
+    let mut target: Cow<'_, [u8]> = Cow::Borrowed(path.as_bytes());
+    for _ in 0..=MAX_SYMLINK_HOPS {
+        match root.openat2(&*target, create, Mode::from_raw_mode(mode)) {
+            Ok(fd) => {
+                exact_file_mode(&fd, mode);
+                return Ok(fd);
+            }
+            Err(Errno::EXIST) => {}
+            Err(errno) => return Err(errno),
+        }
+        match root.openat2(&*target, access, Mode::empty()) {
+            Err(Errno::NOENT) => {}
+            other => return other,
+        }
+        if let Some(next) = dangling_symlink_target(root, &target)? {
+            target = Cow::Owned(next);
+        }
+    }
+    Err(Errno::LOOP)
+}
+
+/// Where the dangling symlink at `path` (a root-relative path without a trailing slash)
+/// points, as a root-relative path; `None` if no symlink is there any more (a race: the
+/// caller tries again).
+fn dangling_symlink_target(root: &Root, path: &[u8]) -> Result<Option<Vec<u8>>, Errno> {
+    let cut = path.iter().rposition(|&byte| byte == b'/');
+    let (parent, name) = match cut {
+        Some(0) => (&b"/"[..], &path[1..]),
+        Some(cut) => (&path[..cut], &path[cut + 1..]),
+        None => (&b"/"[..], path),
+    };
+    let dir = root.openat2(parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+    let link = match rustix::fs::readlinkat(&dir, name, Vec::new()) {
+        Ok(link) => link.into_bytes(),
+        Err(Errno::INVAL | Errno::NOENT) => return Ok(None),
+        Err(errno) => return Err(errno),
+    };
+    if link.first() == Some(&b'/') {
+        return Ok(Some(link));
+    }
+    // Relative to the link's directory: the kernel resolves `parent` again, confined.
+    let mut next = Vec::with_capacity(parent.len() + 1 + link.len());
+    next.extend_from_slice(parent);
+    next.push(b'/');
+    next.extend_from_slice(&link);
+    Ok(Some(next))
+}
+
+/// Gives a file just created the mode it was asked for, past the process umask; best
+/// effort, as for directories.
+fn exact_file_mode(fd: &OwnedFd, mode: u32) {
+    let _ = rustix::fs::fchmod(fd, Mode::from_raw_mode(mode));
+}
+
+/// The access and behaviour flags of `open(2)` for `options`, without creation flags.
+///
+/// `O_NONBLOCK` keeps opening a FIFO from hanging until a writer comes (regular files and
+/// directories ignore it); `O_NOCTTY` keeps a terminal device from becoming the process's
+/// controlling terminal.
+fn access_flags(options: &OpenOptions) -> OFlags {
+    let mut flags = match (options.read, options.writes()) {
+        (true, true) => OFlags::RDWR,
+        (false, true) => OFlags::WRONLY,
+        (_, false) => OFlags::RDONLY,
+    };
+    if options.append {
+        flags |= OFlags::APPEND;
+    }
+    if options.truncate {
+        flags |= OFlags::TRUNC;
+    }
+    flags | OFlags::NONBLOCK | OFlags::NOCTTY
+}
+
+/// Reads up to `len` bytes at `offset`, fewer only at the end of the file.
+pub(super) fn read_at(file: &File, offset: u64, len: usize) -> Result<Bytes, Errno> {
+    /// The first buffer's size: most reads are small, and a large `len` need not be
+    /// allocated before the file shows it has that much.
+    const FIRST_CHUNK: usize = 1 << 20;
+    let mut buf: Vec<u8> = Vec::new();
+    buf.try_reserve_exact(len.min(FIRST_CHUNK))
+        .map_err(|_| Errno::NOMEM)?;
+    while buf.len() < len {
+        if buf.len() == buf.capacity() {
+            let grow = (len - buf.len()).min(buf.len().max(FIRST_CHUNK));
+            buf.try_reserve_exact(grow).map_err(|_| Errno::NOMEM)?;
+        }
+        let at = offset.checked_add(buf.len() as u64).ok_or(Errno::INVAL)?;
+        // There is spare capacity here (`spare_capacity` insists): the loop runs only
+        // while `buf.len() < len`, and the buffer grew above when it was full.
+        match rustix::io::pread(file, spare_capacity(&mut buf), at) {
+            Ok(0) => break,
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+    // The allocator may have given more room than asked for, and pread filled it all.
+    buf.truncate(len);
+    if buf.capacity() > FIRST_CHUNK / 4 && buf.capacity() > 2 * buf.len() {
+        buf.shrink_to_fit();
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Writes `data` at `offset` (at the end under `O_APPEND`, which Linux's pwrite honours);
+/// returns how much was written.
+pub(super) fn write_at(file: &File, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+    loop {
+        match rustix::io::pwrite(file, data, offset) {
+            Err(Errno::INTR) => {}
+            other => return other,
+        }
+    }
+}
+
+pub(super) fn read_file(root: &Root, path: &VfsPath) -> Result<Bytes> {
+    let file = open(root, path, &OpenOptions::read_only())?;
+    // The size is a hint only (the file may change): it saves regrowing the buffer.
+    let size = statx_fd(file.as_fd())
+        .map(|stat| stat.stx_size)
+        .unwrap_or(0);
+    let mut content = Vec::new();
+    content
+        .try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX))
+        .map_err(|_| fail_kind("read", path, ErrorKind::OutOfMemory))?;
+    (&file)
+        .read_to_end(&mut content)
+        .map_err(|err| io_fail("read", path, err))?;
+    Ok(Bytes::from(content))
+}
+
+pub(super) fn write_file(root: &Root, path: &VfsPath, data: &[u8]) -> Result<()> {
+    let options = OpenOptions::new().write(true).create(true).truncate(true);
+    let file = open(root, path, &options)?;
+    (&file)
+        .write_all(data)
+        .map_err(|err| io_fail("write", path, err))
+}
+
+pub(super) fn pread(root: &Root, path: &VfsPath, offset: u64, len: usize) -> Result<Bytes> {
+    let file = open(root, path, &OpenOptions::read_only())?;
+    read_at(&file, offset, len).map_err(|e| fail("read", path, e))
+}
+
+pub(super) fn pwrite(root: &Root, path: &VfsPath, offset: u64, data: &[u8]) -> Result<()> {
+    let file = open(root, path, &OpenOptions::new().write(true))?;
+    file.write_all_at(data, offset)
+        .map_err(|err| io_fail("write", path, err))
+}
+
+pub(super) fn truncate(root: &Root, path: &VfsPath, len: u64) -> Result<()> {
+    let file = open(root, path, &OpenOptions::new().write(true))?;
+    rustix::fs::ftruncate(&file, len).map_err(|e| fail("truncate", path, e))
+}
