@@ -31,7 +31,10 @@ const MOUNTS: usize = 64;
 /// Runs a future that never waits; falls back to blocking if one does.
 fn ready<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => futures::executor::block_on(future),
     }
@@ -77,10 +80,14 @@ impl Subject for BareMap {
         self.map.insert(self.keys[index].clone(), self.data.clone());
     }
     fn stat(&self, index: usize) -> u64 {
-        self.map.get(&self.keys[index]).map_or(0, |v| v.len() as u64)
+        self.map
+            .get(&self.keys[index])
+            .map_or(0, |v| v.len() as u64)
     }
     fn read(&self, index: usize) -> usize {
-        self.map.get(&self.keys[index]).map_or(0, |v| v.clone().len())
+        self.map
+            .get(&self.keys[index])
+            .map_or(0, |v| v.clone().len())
     }
     fn list(&self) -> usize {
         let names: Vec<String> = self
@@ -118,7 +125,9 @@ impl Subject for Ours {
         ready(self.fs.stat(&self.paths[index])).expect("stat").size
     }
     fn read(&self, index: usize) -> usize {
-        ready(self.fs.read_file(&self.paths[index])).expect("read").len()
+        ready(self.fs.read_file(&self.paths[index]))
+            .expect("read")
+            .len()
     }
     fn list(&self) -> usize {
         ready(self.fs.read_dir(&self.dir)).expect("readdir").len()
@@ -229,7 +238,9 @@ impl Subject for StdTmpfs {
 
 fn subjects(count: usize) -> Vec<Box<dyn Subject>> {
     let tmp = tempfile::tempdir_in("/dev/shm").expect("a tmpfs directory at /dev/shm");
-    let std_keys = (0..count).map(|n| tmp.path().join(format!("bench/f{n}"))).collect();
+    let std_keys = (0..count)
+        .map(|n| tmp.path().join(format!("bench/f{n}")))
+        .collect();
     let mut list: Vec<Box<dyn Subject>> = vec![
         Box::new(Ours {
             label: "vfs-layer memory",

@@ -16,23 +16,42 @@ async fn main() -> Result<(), VfsError> {
     // Boot: the guest's root is a memory filesystem.
     let root = MountTable::new();
     let mut events = root.subscribe();
-    root.mount(&VfsPath::root(), Arc::new(MemoryFs::new()), MountOptions::default())
-        .await?;
+    root.mount(
+        &VfsPath::root(),
+        Arc::new(MemoryFs::new()),
+        MountOptions::default(),
+    )
+    .await?;
     root.create_dir_all(&VfsPath::new("/etc")?, 0o755).await?;
-    root.write_file(&VfsPath::new("/etc/hostname")?, Bytes::from_static(b"guest\n"))
-        .await?;
+    root.write_file(
+        &VfsPath::new("/etc/hostname")?,
+        Bytes::from_static(b"guest\n"),
+    )
+    .await?;
 
     // After boot: attach a workspace and a read-only base image.
     let base = Arc::new(MemoryFs::new());
     base.create_dir_all(&VfsPath::new("/bin")?, 0o755).await?;
-    base.write_file(&VfsPath::new("/bin/tool")?, Bytes::from_static(b"#!/bin/sh\necho hi\n"))
-        .await?;
-    root.mount(&VfsPath::new("/workspace")?, Arc::new(MemoryFs::new()), MountOptions::default())
-        .await?;
-    root.mount(&VfsPath::new("/opt/base")?, base, MountOptions { read_only: true })
-        .await?;
+    base.write_file(
+        &VfsPath::new("/bin/tool")?,
+        Bytes::from_static(b"#!/bin/sh\necho hi\n"),
+    )
+    .await?;
+    root.mount(
+        &VfsPath::new("/workspace")?,
+        Arc::new(MemoryFs::new()),
+        MountOptions::default(),
+    )
+    .await?;
+    root.mount(
+        &VfsPath::new("/opt/base")?,
+        base,
+        MountOptions { read_only: true },
+    )
+    .await?;
 
-    root.create_dir_all(&VfsPath::new("/workspace/src")?, 0o755).await?;
+    root.create_dir_all(&VfsPath::new("/workspace/src")?, 0o755)
+        .await?;
     root.write_file(
         &VfsPath::new("/workspace/src/main.rs")?,
         Bytes::from_static(b"fn main() {}\n"),
@@ -44,7 +63,10 @@ async fn main() -> Result<(), VfsError> {
         .expect_err("the base image is mounted read-only");
     println!("writing into the read-only base: {refused}");
     let crossed = root
-        .rename(&VfsPath::new("/etc/hostname")?, &VfsPath::new("/workspace/hostname")?)
+        .rename(
+            &VfsPath::new("/etc/hostname")?,
+            &VfsPath::new("/workspace/hostname")?,
+        )
         .await
         .expect_err("rename cannot cross mounts");
     println!("renaming across mounts: {crossed}\n");
@@ -52,7 +74,10 @@ async fn main() -> Result<(), VfsError> {
     println!("mounts:");
     for mount in root.list() {
         let access = if mount.read_only { "ro" } else { "rw" };
-        println!("  #{:<3} {:<12} {:<8} {access}", mount.mount_id, mount.path, mount.kind);
+        println!(
+            "  #{:<3} {:<12} {:<8} {access}",
+            mount.mount_id, mount.path, mount.kind
+        );
     }
 
     println!("\ntree:");
@@ -79,8 +104,14 @@ async fn print_tree(fs: &dyn FileSystem, dir: &VfsPath, depth: usize) -> Result<
                 println!("{indent}{}/", entry.name);
                 Box::pin(print_tree(fs, &path, depth + 1)).await?;
             }
-            FileKind::Symlink => println!("{indent}{} -> {}", entry.name, fs.read_link(&path).await?),
-            _ => println!("{indent}{} ({} bytes)", entry.name, fs.stat(&path).await?.size),
+            FileKind::Symlink => {
+                println!("{indent}{} -> {}", entry.name, fs.read_link(&path).await?)
+            }
+            _ => println!(
+                "{indent}{} ({} bytes)",
+                entry.name,
+                fs.stat(&path).await?.size
+            ),
         }
     }
     Ok(())

@@ -217,37 +217,31 @@ pub trait FileSystem: Send + Sync {
         }
     }
 
-    /// Creates a directory and any missing parents (`mkdir -p`); succeeds if it exists.
+    /// Creates a directory and any missing parents (`mkdir -p`); succeeds if it exists as a
+    /// directory (or a symlink to one), fails with `create_dir`'s errno (`EEXIST` over a
+    /// file) otherwise.
     async fn create_dir_all(&self, path: &VfsPath, mode: u32) -> Result<()> {
-        let mut missing = Vec::new();
-        let mut current = path.without_trailing_slash();
-        loop {
-            match self.stat(&current).await {
-                Ok(meta) if meta.is_dir() => break,
-                Ok(_) => {
-                    return Err(VfsError::new(ErrorKind::NotADirectory, "mkdir")
-                        .with_path(current.as_str()))
-                }
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    let Some(parent) = current.parent() else {
-                        return Err(err);
-                    };
-                    missing.push(current);
-                    current = parent;
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        for dir in missing.iter().rev() {
+        // Creating first and climbing only on ENOENT costs one call when the parent exists,
+        // and answers every other case with the errno `mkdir` itself gives, as std does.
+        let mut pending = vec![path.without_trailing_slash()];
+        while let Some(dir) = pending.last() {
             match self.create_dir(dir, mode).await {
-                Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                    // Someone else created it meanwhile; fine if it is a directory.
-                    if !self.stat(dir).await?.is_dir() {
+                Ok(()) => {}
+                Err(err) if err.kind() == ErrorKind::NotFound => match dir.parent() {
+                    Some(parent) => {
+                        pending.push(parent);
+                        continue;
+                    }
+                    None => return Err(err),
+                },
+                Err(err) => {
+                    let is_dir = matches!(self.stat(dir).await, Ok(meta) if meta.is_dir());
+                    if !is_dir {
                         return Err(err);
                     }
                 }
-                other => other?,
             }
+            pending.pop();
         }
         Ok(())
     }
@@ -285,11 +279,15 @@ pub trait FileSystem: Send + Sync {
         let mut pending: Vec<String> = path.components().rev().map(str::to_owned).collect();
         let mut hops = 0;
         while let Some(name) = pending.pop() {
-            if name == ".." {
-                resolved = resolved.parent().unwrap_or_else(VfsPath::root);
-                continue;
-            }
-            if name == "." {
+            if name == "." || name == ".." {
+                // Only symlink targets hold these; both require a directory to stand in.
+                if !self.stat(&resolved).await?.is_dir() {
+                    return Err(VfsError::new(ErrorKind::NotADirectory, "realpath")
+                        .with_path(path.as_str()));
+                }
+                if name == ".." {
+                    resolved = resolved.parent().unwrap_or_else(VfsPath::root);
+                }
                 continue;
             }
             let candidate = resolved.join(&name)?;
@@ -302,6 +300,10 @@ pub trait FileSystem: Send + Sync {
                 let target = self.read_link(&candidate).await?;
                 if target.starts_with('/') {
                     resolved = VfsPath::root();
+                }
+                // A target ending in `/` must name a directory, as `.` after it does.
+                if target.ends_with('/') {
+                    pending.push(".".to_owned());
                 }
                 pending.extend(
                     target

@@ -130,7 +130,13 @@ impl FileSystem for ReadOnlyFs {
         self.inner.get_xattr(path, name).await
     }
 
-    async fn set_xattr(&self, path: &VfsPath, _name: &str, _value: Bytes, _mode: XattrMode) -> Result<()> {
+    async fn set_xattr(
+        &self,
+        path: &VfsPath,
+        _name: &str,
+        _value: Bytes,
+        _mode: XattrMode,
+    ) -> Result<()> {
         refuse("setxattr", path)
     }
 

@@ -40,7 +40,11 @@ impl DriverDescriptor {
 #[async_trait]
 pub trait DriverFactory: Send + Sync {
     /// Builds a filesystem; a config the driver does not accept is `EINVAL`.
-    async fn build(&self, registry: &DriverRegistry, config: serde_json::Value) -> Result<Arc<dyn FileSystem>>;
+    async fn build(
+        &self,
+        registry: &DriverRegistry,
+        config: serde_json::Value,
+    ) -> Result<Arc<dyn FileSystem>>;
 }
 
 /// A factory from a typed config and a closure; see [`DriverRegistry::register_fn`].
@@ -56,7 +60,11 @@ where
     C: DeserializeOwned + Send + 'static,
     F: Fn(C) -> Result<Arc<dyn FileSystem>> + Send + Sync,
 {
-    async fn build(&self, _registry: &DriverRegistry, config: serde_json::Value) -> Result<Arc<dyn FileSystem>> {
+    async fn build(
+        &self,
+        _registry: &DriverRegistry,
+        config: serde_json::Value,
+    ) -> Result<Arc<dyn FileSystem>> {
         let config: C = parse_config(&self.id, config)?;
         (self.make)(config)
     }
@@ -104,9 +112,16 @@ impl DriverRegistry {
 
     /// Registers a factory under `id`; an id already taken is `EEXIST`.
     pub fn register(&self, id: &str, factory: Arc<dyn DriverFactory>) -> Result<()> {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-            return Err(VfsError::new(ErrorKind::InvalidInput, "register")
-                .with_detail(format!("driver id {id:?} must be ASCII letters, digits, '_', '-' or '.'")));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(
+                VfsError::new(ErrorKind::InvalidInput, "register").with_detail(format!(
+                    "driver id {id:?} must be ASCII letters, digits, '_', '-' or '.'"
+                )),
+            );
         }
         let mut factories = self.factories.write();
         if factories.contains_key(id) {
@@ -144,11 +159,13 @@ impl DriverRegistry {
     pub async fn build(&self, descriptor: &DriverDescriptor) -> Result<Arc<dyn FileSystem>> {
         let factory = self.factories.read().get(&descriptor.id).cloned();
         let Some(factory) = factory else {
-            return Err(VfsError::new(ErrorKind::InvalidInput, "mount").with_detail(format!(
-                "unknown driver '{}' (registered: {})",
-                descriptor.id,
-                self.ids().join(", ")
-            )));
+            return Err(
+                VfsError::new(ErrorKind::InvalidInput, "mount").with_detail(format!(
+                    "unknown driver '{}' (registered: {})",
+                    descriptor.id,
+                    self.ids().join(", ")
+                )),
+            );
         };
         factory.build(self, descriptor.config.clone()).await
     }
@@ -171,7 +188,9 @@ mod tests {
         registry
             .register_fn("table", |config: TableConfig| {
                 if config.label.as_deref() == Some("refuse") {
-                    return Err(VfsError::new(ErrorKind::InvalidInput, "mount").with_detail("refused"));
+                    return Err(
+                        VfsError::new(ErrorKind::InvalidInput, "mount").with_detail("refused")
+                    );
                 }
                 Ok(Arc::new(MountTable::new()) as Arc<dyn FileSystem>)
             })
@@ -179,16 +198,29 @@ mod tests {
         registry
     }
 
-    fn build(registry: &DriverRegistry, id: &str, config: serde_json::Value) -> Result<Arc<dyn FileSystem>> {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    fn build(
+        registry: &DriverRegistry,
+        id: &str,
+        config: serde_json::Value,
+    ) -> Result<Arc<dyn FileSystem>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(registry.build(&DriverDescriptor::new(id, config)))
     }
 
     #[test]
     fn builds_from_a_descriptor_with_missing_null_or_empty_config() {
         let registry = registry();
-        for config in [serde_json::Value::Null, serde_json::json!({}), serde_json::json!({"label": "x"})] {
-            assert_eq!(build(&registry, "table", config).unwrap().kind(), "mount_table");
+        for config in [
+            serde_json::Value::Null,
+            serde_json::json!({}),
+            serde_json::json!({"label": "x"}),
+        ] {
+            assert_eq!(
+                build(&registry, "table", config).unwrap().kind(),
+                "mount_table"
+            );
         }
         let descriptor: DriverDescriptor = serde_json::from_str(r#"{"id": "table"}"#).unwrap();
         assert_eq!(descriptor.config, serde_json::Value::Null);
@@ -196,20 +228,32 @@ mod tests {
 
     #[test]
     fn unknown_id_is_einval_and_names_the_known_ones() {
-        let err = build(&registry(), "s4", serde_json::Value::Null).err().unwrap();
+        let err = build(&registry(), "s4", serde_json::Value::Null)
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "EINVAL");
-        assert!(err.to_string().contains("unknown driver 's4' (registered: table)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown driver 's4' (registered: table)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_fields_and_wrong_types_are_einval() {
         let registry = registry();
-        let err = build(&registry, "table", serde_json::json!({"lable": "x"})).err().unwrap();
+        let err = build(&registry, "table", serde_json::json!({"lable": "x"}))
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "EINVAL");
         assert!(err.to_string().contains("unknown field `lable`"), "{err}");
-        let err = build(&registry, "table", serde_json::json!({"label": 7})).err().unwrap();
+        let err = build(&registry, "table", serde_json::json!({"label": 7}))
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "EINVAL");
-        let err = build(&registry, "table", serde_json::json!({"label": "refuse"})).err().unwrap();
+        let err = build(&registry, "table", serde_json::json!({"label": "refuse"}))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("refused"));
     }
 
@@ -222,10 +266,14 @@ mod tests {
     #[test]
     fn duplicate_and_malformed_ids_are_refused() {
         let registry = registry();
-        let again = registry.register_fn("table", |_: TableConfig| Ok(Arc::new(MountTable::new()) as Arc<dyn FileSystem>));
+        let again = registry.register_fn("table", |_: TableConfig| {
+            Ok(Arc::new(MountTable::new()) as Arc<dyn FileSystem>)
+        });
         assert_eq!(again.unwrap_err().code(), "EEXIST");
         for bad in ["", "has space", "slash/y"] {
-            let result = registry.register_fn(bad, |_: TableConfig| Ok(Arc::new(MountTable::new()) as Arc<dyn FileSystem>));
+            let result = registry.register_fn(bad, |_: TableConfig| {
+                Ok(Arc::new(MountTable::new()) as Arc<dyn FileSystem>)
+            });
             assert_eq!(result.unwrap_err().code(), "EINVAL", "{bad:?}");
         }
         assert_eq!(registry.ids(), ["table"]);
