@@ -17,9 +17,10 @@ use vfs_core::{
 };
 use vfs_drivers::host::{Blocking, HostConfig, HostFs};
 
-/// The per-process directory on tmpfs every fixture of this run lives under. Fixtures
-/// outlive the functions that make them (the suite only keeps the filesystem), so they
-/// are not removed when a case ends; instead each run removes what finished runs left.
+/// The per-process directory on tmpfs every test directory of this run lives under.
+/// Conformance fixtures own theirs and remove it when the case ends; the directories of
+/// the host-specific tests are kept for inspection, and each run removes what finished
+/// runs left.
 fn scratch() -> &'static Path {
     static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
     SCRATCH.get_or_init(|| {
@@ -50,6 +51,14 @@ fn fresh_dir() -> PathBuf {
         .keep()
 }
 
+/// A fresh, empty host directory that the fixture owns and removes after its case.
+fn owned_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("case-")
+        .tempdir_in(scratch())
+        .expect("create a fixture directory")
+}
+
 fn p(path: &str) -> VfsPath {
     VfsPath::new(path).expect("valid test path")
 }
@@ -63,10 +72,9 @@ fn assert_errno<T: std::fmt::Debug>(result: vfs_core::Result<T>, kind: ErrorKind
 }
 
 async fn make() -> Fixture {
-    Fixture::new(
-        Arc::new(HostFs::new(fresh_dir()).expect("build the host driver")),
-        VfsPath::root(),
-    )
+    let dir = owned_dir();
+    let fs = HostFs::new(dir.path()).expect("build the host driver");
+    Fixture::new(Arc::new(fs), VfsPath::root()).keeping(dir)
 }
 
 vfs_core::conformance_suite!(make);
@@ -76,11 +84,13 @@ mod spawn_blocking {
     use super::*;
 
     async fn make() -> Fixture {
-        let fs = HostFs::new(fresh_dir()).expect("build the host driver");
+        let dir = owned_dir();
+        let fs = HostFs::new(dir.path()).expect("build the host driver");
         Fixture::new(
             Arc::new(fs.with_blocking(Blocking::SpawnBlocking)),
             VfsPath::root(),
         )
+        .keeping(dir)
     }
 
     vfs_core::conformance_suite!(make);
@@ -91,11 +101,13 @@ mod inline {
     use super::*;
 
     async fn make() -> Fixture {
-        let fs = HostFs::new(fresh_dir()).expect("build the host driver");
+        let dir = owned_dir();
+        let fs = HostFs::new(dir.path()).expect("build the host driver");
         Fixture::new(
             Arc::new(fs.with_blocking(Blocking::Inline)),
             VfsPath::root(),
         )
+        .keeping(dir)
     }
 
     vfs_core::conformance_suite!(make);

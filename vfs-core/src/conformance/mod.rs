@@ -322,6 +322,8 @@ pub struct Fixture {
     /// Where absolute symlink targets start, as a path of `fs`: `/` for a driver, the
     /// mount point for a driver inside a mount table (symlinks resolve within their mount).
     pub symlink_root: VfsPath,
+    /// Whatever must live as long as the case (a scratch directory on the host, a server).
+    keep_alive: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Debug for Fixture {
@@ -345,7 +347,15 @@ impl Fixture {
             fs,
             base,
             symlink_root: VfsPath::root(),
+            keep_alive: None,
         }
+    }
+
+    /// Keeps `guard` alive until the case ends: a `tempfile::TempDir` the driver works in
+    /// is removed when the case is done with it.
+    pub fn keeping(mut self, guard: impl std::any::Any + Send + Sync) -> Fixture {
+        self.keep_alive = Some(Arc::new(guard));
+        self
     }
 
     /// A fixture over a mount table `fs` whose driver under test is mounted at
@@ -359,6 +369,7 @@ impl Fixture {
             fs,
             base,
             symlink_root: mount_point,
+            keep_alive: None,
         }
     }
 

@@ -112,43 +112,51 @@ fn exact_dir_mode(dir: &DirFd<'_>, name: &str, mode: u32) {
 /// `mkdir -p`: creates each missing directory from the top down; an existing component
 /// must be (or lead through a symlink to) a directory.
 pub(super) fn create_dir_all(root: &Root, path: &VfsPath, mode: u32) -> Result<()> {
-    match stat(root, path, true) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => return Err(fail_kind("mkdir", path, ErrorKind::NotADirectory)),
-        Err(err) if err.kind() == ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
-    }
-    let mut current = VfsPath::root();
-    for name in path.components() {
-        current = current.join(name)?;
-        match create_dir(root, &current, mode) {
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                if !stat(root, &current, true)?.is_dir() {
-                    return Err(fail_kind("mkdir", &current, ErrorKind::NotADirectory));
+    // As `FileSystem::create_dir_all`'s default: create first, climb only on ENOENT, and
+    // answer an existing non-directory with mkdir's own errno (EEXIST), as `mkdir -p` does.
+    let mut pending = vec![path.without_trailing_slash()];
+    while let Some(dir) = pending.last() {
+        match create_dir(root, dir, mode) {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => match dir.parent() {
+                Some(parent) => {
+                    pending.push(parent);
+                    continue;
+                }
+                None => return Err(err),
+            },
+            Err(err) => {
+                if !matches!(stat(root, dir, true), Ok(meta) if meta.is_dir()) {
+                    return Err(err);
                 }
             }
-            other => other?,
         }
+        pending.pop();
     }
     Ok(())
 }
 
 /// `rm -r`: removes a directory and everything beneath it, or a single non-directory.
 /// Descending never follows a symlink, even one swapped in for a directory meanwhile, so
-/// only what lies beneath `path` is removed.
+/// only what lies beneath `path` is removed. The one symlink followed is one `path` itself
+/// names with a trailing slash: as `rm -r link/`, that empties the directory the link
+/// leads to, then fails to remove the link as a directory (`ENOTDIR`).
 pub(super) fn remove_dir_all(root: &Root, path: &VfsPath) -> Result<()> {
     if !stat(root, path, false)?.is_dir() {
         return remove_file(root, path);
     }
+    let top = path.without_trailing_slash();
     // Depth-first without recursion, so deep trees cannot overflow the stack.
-    let mut pending = vec![(path.without_trailing_slash(), false)];
+    let mut pending = vec![(top.clone(), false)];
     while let Some((dir, listed)) = pending.pop() {
         if listed {
             remove_dir(root, &dir)?;
             continue;
         }
         pending.push((dir.clone(), true));
-        for entry in list_dir(root, &dir, false)? {
+        // The top is listed as given: its trailing slash, if any, follows a symlink there.
+        let listing = if dir == top { path } else { &dir };
+        for entry in list_dir(root, listing, false)? {
             let child = dir.join(&entry.name)?;
             if entry.kind == FileKind::Directory {
                 pending.push((child, false));
@@ -207,6 +215,10 @@ pub(super) fn rename(root: &Root, from: &VfsPath, to: &VfsPath) -> Result<()> {
 
 pub(super) fn symlink(root: &Root, target: &str, link: &VfsPath) -> Result<()> {
     const OP: &str = "symlink";
+    if target.is_empty() {
+        // The kernel refuses an empty target before it looks at the link's path.
+        return Err(fail_kind(OP, link, ErrorKind::NotFound));
+    }
     let Some((dir, name)) = root.parent(link).map_err(|e| fail(OP, link, e))? else {
         return Err(fail_kind(OP, link, ErrorKind::AlreadyExists));
     };
@@ -248,15 +260,19 @@ pub(super) fn read_link(root: &Root, path: &VfsPath) -> Result<String> {
 
 pub(super) fn hard_link(root: &Root, existing: &VfsPath, new: &VfsPath) -> Result<()> {
     const OP: &str = "link";
-    if existing.has_trailing_slash() {
+    // Linux looks up the existing path, then creates the new name (ENOENT, EEXIST), and
+    // only then refuses a directory (EPERM); the errno order follows that.
+    let source = if existing.has_trailing_slash() {
         // The slash follows a symlink and requires a directory, which cannot be linked.
         root.resolve(existing, true)
             .map_err(|e| fail(OP, existing, e))?;
-        return Err(fail_kind(OP, existing, ErrorKind::NotPermitted));
-    }
-    let Some((from_dir, from_name)) = root.parent(existing).map_err(|e| fail(OP, existing, e))?
-    else {
-        return Err(fail_kind(OP, existing, ErrorKind::NotPermitted));
+        None
+    } else {
+        let source = root.parent(existing).map_err(|e| fail(OP, existing, e))?;
+        if let Some((dir, name)) = &source {
+            statx_at(dir.as_fd(), *name).map_err(|e| fail(OP, existing, e))?;
+        }
+        source
     };
     let Some((to_dir, to_name)) = root.parent(new).map_err(|e| fail(OP, new, e))? else {
         return Err(fail_kind(OP, new, ErrorKind::AlreadyExists));
@@ -264,6 +280,12 @@ pub(super) fn hard_link(root: &Root, existing: &VfsPath, new: &VfsPath) -> Resul
     if new.has_trailing_slash() {
         return Err(name_with_slash_exists(&to_dir, to_name, OP, new));
     }
+    let Some((from_dir, from_name)) = source else {
+        return Err(match statx_at(to_dir.as_fd(), to_name) {
+            Ok(_) => fail_kind(OP, new, ErrorKind::AlreadyExists),
+            Err(_) => fail_kind(OP, existing, ErrorKind::NotPermitted),
+        });
+    };
     // No AT_SYMLINK_FOLLOW: a symlink is linked itself, never followed out of the root.
     rustix::fs::linkat(&from_dir, from_name, &to_dir, to_name, AtFlags::empty())
         .map_err(|e| fail(OP, existing, e))
@@ -331,9 +353,10 @@ fn open_fd(root: &Root, path: &VfsPath, options: &OpenOptions) -> Result<OwnedFd
         return root.openat2(&*path, access, Mode::empty());
     }
     // O_CREAT alone cannot tell whether it created the file, and only a new file may get
-    // the exact mode. So: create exclusively, else open what is there; a name that is
-    // there yet cannot be opened is a dangling symlink, which is followed one hop at a
-    // time (every hop again a confined lookup) so that its target gets created.
+    // the exact mode. So the kernel's O_CREAT lookup is replayed one final symlink at a
+    // time, every hop again a confined lookup: create exclusively (the kernel walks the
+    // parent and refuses a final name with a trailing slash with EISDIR, as O_CREAT does);
+    // if a name is there, follow it if it is a symlink, else open what is there.
     let mut target: Cow<'_, [u8]> = Cow::Borrowed(path.as_bytes());
     for _ in 0..=MAX_SYMLINK_HOPS {
         match root.openat2(&*target, create, Mode::from_raw_mode(mode)) {
@@ -344,42 +367,71 @@ fn open_fd(root: &Root, path: &VfsPath, options: &OpenOptions) -> Result<OwnedFd
             Err(Errno::EXIST) => {}
             Err(errno) => return Err(errno),
         }
-        match root.openat2(&*target, access, Mode::empty()) {
-            Err(Errno::NOENT) => {}
-            other => return other,
-        }
-        if let Some(next) = dangling_symlink_target(root, &target)? {
-            target = Cow::Owned(next);
+        match final_entry(root, &target)? {
+            // open(2) with O_CREAT refuses a directory even for reading.
+            FinalEntry::Dots => return Err(Errno::ISDIR),
+            FinalEntry::Symlink(next) => target = Cow::Owned(next),
+            // Removed since: create it on the next round.
+            FinalEntry::Gone => {}
+            FinalEntry::Other => match root.openat2(&*target, access, Mode::empty()) {
+                Err(Errno::NOENT) => {}
+                Ok(fd) if rustix::fs::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                    return Err(Errno::ISDIR)
+                }
+                other => return other,
+            },
         }
     }
     Err(Errno::LOOP)
 }
 
-/// Where the dangling symlink at `path` (a root-relative path without a trailing slash)
-/// points, as a root-relative path; `None` if no symlink is there any more (a race: the
-/// caller tries again).
-fn dangling_symlink_target(root: &Root, path: &[u8]) -> Result<Option<Vec<u8>>, Errno> {
+/// What the last component of an existing path is, not following it.
+enum FinalEntry {
+    /// `.`, `..` or the root: a directory, which `O_CREAT` refuses.
+    Dots,
+    /// A symlink, with where it leads as a root-relative path.
+    Symlink(Vec<u8>),
+    /// Anything else.
+    Other,
+    /// Nothing any more (a race: the caller tries again).
+    Gone,
+}
+
+/// What the last component of `path` (a root-relative path, which a trailing slash only
+/// ends when that component is `.`, `..` or the root) names, without following it.
+fn final_entry(root: &Root, path: &[u8]) -> Result<FinalEntry, Errno> {
+    let end = path
+        .iter()
+        .rposition(|&byte| byte != b'/')
+        .map_or(0, |at| at + 1);
+    let path = &path[..end];
     let cut = path.iter().rposition(|&byte| byte == b'/');
     let (parent, name) = match cut {
-        Some(0) => (&b"/"[..], &path[1..]),
-        Some(cut) => (&path[..cut], &path[cut + 1..]),
+        Some(cut) if path[..cut].iter().any(|&byte| byte != b'/') => {
+            (&path[..cut], &path[cut + 1..])
+        }
+        Some(cut) => (&b"/"[..], &path[cut + 1..]),
         None => (&b"/"[..], path),
     };
+    if matches!(name, b"" | b"." | b"..") {
+        return Ok(FinalEntry::Dots);
+    }
     let dir = root.openat2(parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
     let link = match rustix::fs::readlinkat(&dir, name, Vec::new()) {
         Ok(link) => link.into_bytes(),
-        Err(Errno::INVAL | Errno::NOENT) => return Ok(None),
+        Err(Errno::INVAL) => return Ok(FinalEntry::Other),
+        Err(Errno::NOENT) => return Ok(FinalEntry::Gone),
         Err(errno) => return Err(errno),
     };
     if link.first() == Some(&b'/') {
-        return Ok(Some(link));
+        return Ok(FinalEntry::Symlink(link));
     }
     // Relative to the link's directory: the kernel resolves `parent` again, confined.
     let mut next = Vec::with_capacity(parent.len() + 1 + link.len());
     next.extend_from_slice(parent);
     next.push(b'/');
     next.extend_from_slice(&link);
-    Ok(Some(next))
+    Ok(FinalEntry::Symlink(next))
 }
 
 /// Gives a file just created the mode it was asked for, past the process umask; best
@@ -413,6 +465,11 @@ pub(super) fn read_at(file: &File, offset: u64, len: usize) -> Result<Bytes, Err
     /// The first buffer's size: most reads are small, and a large `len` need not be
     /// allocated before the file shows it has that much.
     const FIRST_CHUNK: usize = 1 << 20;
+    if len == 0 {
+        // The kernel still checks the handle (EBADF on a write-only one) for an empty read.
+        rustix::io::pread(file, &mut [0u8; 0], offset)?;
+        return Ok(Bytes::new());
+    }
     let mut buf: Vec<u8> = Vec::new();
     buf.try_reserve_exact(len.min(FIRST_CHUNK))
         .map_err(|_| Errno::NOMEM)?;
