@@ -1,17 +1,27 @@
-//! The main job on embedded defaults: boot a memory root, attach storage after boot, work
-//! across mounts, list the mounts, print the merged tree, then detach.
+//! The main job on embedded defaults: boot a memory root, attach storage after boot (a
+//! host directory, a read-only base image and an overlay over it, the first built from a
+//! JSON driver descriptor as `mountFs` receives one), work across mounts, list the mounts,
+//! print the merged tree, then detach.
 //!
 //! `cargo run --release --example quickstart`
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::json;
 use vfs_layer::core::{
-    FileKind, FileSystem, MountOptions, MountTable, UnmountOptions, VfsError, VfsPath,
+    DriverDescriptor, FileKind, FileSystem, MountOptions, MountTable, UnmountOptions, VfsError,
+    VfsPath,
 };
+use vfs_layer::drivers::builtin_registry;
 use vfs_layer::drivers::memory::MemoryFs;
+use vfs_layer::drivers::overlay::OverlayFs;
 
-#[tokio::main(flavor = "current_thread")]
+fn path(path: &str) -> Result<VfsPath, VfsError> {
+    VfsPath::new(path)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), VfsError> {
     // Boot: the guest's root is a memory filesystem.
     let root = MountTable::new();
@@ -22,51 +32,64 @@ async fn main() -> Result<(), VfsError> {
         MountOptions::default(),
     )
     .await?;
-    root.create_dir_all(&VfsPath::new("/etc")?, 0o755).await?;
-    root.write_file(
-        &VfsPath::new("/etc/hostname")?,
-        Bytes::from_static(b"guest\n"),
-    )
-    .await?;
+    root.create_dir_all(&path("/etc")?, 0o755).await?;
+    root.write_file(&path("/etc/hostname")?, Bytes::from_static(b"guest\n"))
+        .await?;
 
-    // After boot: attach a workspace and a read-only base image.
+    // After boot: a host directory as the workspace, built from a descriptor as a host
+    // process would send it...
+    let registry = builtin_registry();
+    let host_dir = tempfile::tempdir().map_err(|err| VfsError::from_io("mkdtemp", err))?;
+    let workspace = registry
+        .build(&DriverDescriptor::new(
+            "host_dir",
+            json!({ "hostPath": host_dir.path(), "readOnly": false }),
+        ))
+        .await?;
+    root.mount(&path("/workspace")?, workspace, MountOptions::default())
+        .await?;
+
+    // ...a read-only base image, and a writable overlay over the same image.
     let base = Arc::new(MemoryFs::new());
-    base.create_dir_all(&VfsPath::new("/bin")?, 0o755).await?;
+    base.create_dir_all(&path("/bin")?, 0o755).await?;
     base.write_file(
-        &VfsPath::new("/bin/tool")?,
+        &path("/bin/tool")?,
         Bytes::from_static(b"#!/bin/sh\necho hi\n"),
     )
     .await?;
+    let app = OverlayFs::new(Arc::new(MemoryFs::new()), vec![base.clone()])?;
     root.mount(
-        &VfsPath::new("/workspace")?,
-        Arc::new(MemoryFs::new()),
-        MountOptions::default(),
-    )
-    .await?;
-    root.mount(
-        &VfsPath::new("/opt/base")?,
-        base,
+        &path("/opt/base")?,
+        base.clone(),
         MountOptions { read_only: true },
     )
     .await?;
-
-    root.create_dir_all(&VfsPath::new("/workspace/src")?, 0o755)
+    root.mount(&path("/app")?, Arc::new(app), MountOptions::default())
         .await?;
+
+    root.create_dir_all(&path("/workspace/src")?, 0o755).await?;
     root.write_file(
-        &VfsPath::new("/workspace/src/main.rs")?,
+        &path("/workspace/src/main.rs")?,
         Bytes::from_static(b"fn main() {}\n"),
     )
     .await?;
+    // The overlay copies the tool up on write; the base image keeps its bytes.
+    root.write_file(
+        &path("/app/bin/tool")?,
+        Bytes::from_static(b"#!/bin/sh\necho patched\n"),
+    )
+    .await?;
+    root.remove_file(&path("/app/bin/tool")?).await?;
+    root.write_file(&path("/app/bin/new")?, Bytes::from_static(b"added\n"))
+        .await?;
+
     let refused = root
-        .write_file(&VfsPath::new("/opt/base/bin/tool")?, Bytes::new())
+        .write_file(&path("/opt/base/bin/tool")?, Bytes::new())
         .await
         .expect_err("the base image is mounted read-only");
     println!("writing into the read-only base: {refused}");
     let crossed = root
-        .rename(
-            &VfsPath::new("/etc/hostname")?,
-            &VfsPath::new("/workspace/hostname")?,
-        )
+        .rename(&path("/etc/hostname")?, &path("/workspace/hostname")?)
         .await
         .expect_err("rename cannot cross mounts");
     println!("renaming across mounts: {crossed}\n");
@@ -75,7 +98,7 @@ async fn main() -> Result<(), VfsError> {
     for mount in root.list() {
         let access = if mount.read_only { "ro" } else { "rw" };
         println!(
-            "  #{:<3} {:<12} {:<8} {access}",
+            "  #{:<3} {:<12} {:<9} {access}",
             mount.mount_id, mount.path, mount.kind
         );
     }
@@ -83,8 +106,19 @@ async fn main() -> Result<(), VfsError> {
     println!("\ntree:");
     print_tree(&root, &VfsPath::root(), 1).await?;
 
-    root.unmount(&VfsPath::new("/workspace")?, UnmountOptions::default())
-        .await?;
+    let on_host = std::fs::read_to_string(host_dir.path().join("src/main.rs"))
+        .map_err(|err| VfsError::from_io("read", err))?;
+    println!("\n/workspace/src/main.rs as the host sees it: {on_host:?}");
+    let tool = base.read_file(&path("/bin/tool")?).await?;
+    println!(
+        "the base image's /bin/tool after the overlay patched and deleted it: {:?}",
+        String::from_utf8_lossy(&tool)
+    );
+
+    for mount in ["/app", "/workspace"] {
+        root.unmount(&path(mount)?, UnmountOptions::default())
+            .await?;
+    }
     println!("\nevents:");
     while let Ok(event) = events.try_recv() {
         println!("  {}", serde_json::to_string(&event).unwrap_or_default());
@@ -97,20 +131,20 @@ async fn print_tree(fs: &dyn FileSystem, dir: &VfsPath, depth: usize) -> Result<
     let mut entries = fs.read_dir(dir).await?;
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     for entry in entries {
-        let path = dir.join(&entry.name)?;
+        let child = dir.join(&entry.name)?;
         let indent = "  ".repeat(depth);
         match entry.kind {
             FileKind::Directory => {
                 println!("{indent}{}/", entry.name);
-                Box::pin(print_tree(fs, &path, depth + 1)).await?;
+                Box::pin(print_tree(fs, &child, depth + 1)).await?;
             }
             FileKind::Symlink => {
-                println!("{indent}{} -> {}", entry.name, fs.read_link(&path).await?)
+                println!("{indent}{} -> {}", entry.name, fs.read_link(&child).await?)
             }
             _ => println!(
                 "{indent}{} ({} bytes)",
                 entry.name,
-                fs.stat(&path).await?.size
+                fs.stat(&child).await?.size
             ),
         }
     }
