@@ -10,15 +10,17 @@
 //! no-op waker: the figures are the driver's cost, not an executor's.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+#[path = "common/ready.rs"]
+mod ready;
+use ready::ready;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use vfs_core::{FileSystem, MountOptions, MountTable, VfsPath};
 use vfs_drivers::memory::MemoryFs;
@@ -27,18 +29,6 @@ const FILE_SIZE: usize = 4096;
 const STAT_FILES: usize = 1_000;
 const DIR_ENTRIES: usize = 10_000;
 const MOUNTS: usize = 64;
-
-/// Runs a future that never waits; falls back to blocking if one does.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => futures::executor::block_on(future),
-    }
-}
 
 fn payload() -> Bytes {
     Bytes::from(vec![0xA5; FILE_SIZE])

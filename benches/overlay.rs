@@ -4,13 +4,15 @@
 //!
 //! `cargo bench --bench overlay` (add `-- --quick` for a shorter run).
 
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+#[path = "common/ready.rs"]
+mod ready;
+use ready::ready;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vfs_core::{FileSystem, OpenOptions, VfsPath};
 use vfs_drivers::host::HostFs;
@@ -20,18 +22,6 @@ use vfs_drivers::overlay::{OverlayFs, COPY_CHUNK};
 const FILES: usize = 1_000;
 const FILE_SIZE: usize = 4096;
 const BIG_FILE: usize = 256 << 20;
-
-/// Runs a future that never waits (memory layers); blocks on one that does.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => futures::executor::block_on(future),
-    }
-}
 
 fn paths() -> Vec<VfsPath> {
     (0..FILES)

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,29 +17,11 @@ use vfs_core::{
 };
 use vfs_drivers::host::{Blocking, HostConfig, HostFs};
 
-/// The per-process directory on tmpfs every test directory of this run lives under.
-/// Conformance fixtures own theirs and remove it when the case ends; the directories of
-/// the host-specific tests are kept for inspection, and each run removes what finished
-/// runs left.
+#[path = "common/scratch.rs"]
+mod common_scratch;
+
 fn scratch() -> &'static Path {
-    static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
-    SCRATCH.get_or_init(|| {
-        let prefix = "vfs-host-driver-tests-";
-        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let Some(pid) = name.strip_prefix(prefix) else {
-                    continue;
-                };
-                if !Path::new("/proc").join(pid).exists() {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = PathBuf::from(format!("/dev/shm/{prefix}{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the scratch directory on /dev/shm");
-        dir
-    })
+    common_scratch::scratch("vfs-host-driver-tests-")
 }
 
 /// A fresh, empty host directory for one test.

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags, Timespec, Timestamps};
@@ -20,27 +20,11 @@ use vfs_drivers::host::HostFs;
 
 const SECRET: &[u8] = b"CANARY-SECRET: nothing may read or change this file";
 
-/// The per-process directory on tmpfs every sandbox of this run lives under; each run
-/// removes what finished runs left.
+#[path = "common/scratch.rs"]
+mod common_scratch;
+
 fn scratch() -> &'static Path {
-    static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
-    SCRATCH.get_or_init(|| {
-        let prefix = "vfs-host-escape-tests-";
-        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let Some(pid) = name.strip_prefix(prefix) else {
-                    continue;
-                };
-                if !Path::new("/proc").join(pid).exists() {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = PathBuf::from(format!("/dev/shm/{prefix}{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the scratch directory on /dev/shm");
-        dir
-    })
+    common_scratch::scratch("vfs-host-escape-tests-")
 }
 
 fn p(path: &str) -> VfsPath {
