@@ -16,6 +16,13 @@
 //! one, or one with `..`, would leave the test directory on tmpfs), hard links, chmod,
 //! chown, stats, listings, realpath and long symlink chains; `ops.rs` lists them.
 //!
+//! Most subjects start empty. A pre-filled one (the overlay, over lowers holding files,
+//! directories, symlinks, whiteouts and opaque directories) starts from layers drawn from
+//! the sequence's seed, and the tmpfs directory from their merged view, both built from
+//! the one description in `prefill.rs`. A subject may also report link count 1 for a
+//! directory ("unknown", as overlayfs does for merged directories): with `dir_nlink`
+//! false, those counts are not compared.
+//!
 //! On a divergence the sequence is shrunk to a minimal one that still diverges and the test
 //! panics with the seed, that sequence (one readable call per line) and the first divergence.
 //! A panic in the driver counts as a divergence.
@@ -43,14 +50,17 @@ mod host;
 mod ops;
 #[path = "differential/outcome.rs"]
 mod outcome;
+#[path = "differential/prefill.rs"]
+mod prefill;
 #[path = "differential/runner.rs"]
 mod runner;
 
 use std::sync::Arc;
 
-use runner::{memory_fs, run_cases, Config, Subject};
-use vfs_core::{FileSystem, MountOptions, MountTable, VfsPath};
+use runner::{memory_fs, run_cases, Config, Made, Subject};
+use vfs_core::{MountOptions, MountTable, VfsPath};
 use vfs_drivers::host::HostFs;
+use vfs_drivers::overlay::OverlayFs;
 
 #[test]
 fn memory_driver_matches_linux_tmpfs() {
@@ -58,7 +68,8 @@ fn memory_driver_matches_linux_tmpfs() {
         &Config::from_env(),
         &Subject {
             name: "memory",
-            make: || (Arc::new(memory_fs()), None),
+            make: |_| Made::empty(Arc::new(memory_fs())),
+            dir_nlink: true,
         },
     );
 }
@@ -71,7 +82,8 @@ fn default_methods_match_linux_tmpfs() {
         &Config::from_env(),
         &Subject {
             name: "defaults over memory",
-            make: || (Arc::new(defaults_only::DefaultsOnly(memory_fs())), None),
+            make: |_| Made::empty(Arc::new(defaults_only::DefaultsOnly(memory_fs()))),
+            dir_nlink: true,
         },
     );
 }
@@ -83,7 +95,7 @@ fn memory_in_a_mount_table_matches_linux_tmpfs() {
         &Config::from_env(),
         &Subject {
             name: "memory in a mount table",
-            make: || {
+            make: |_| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .build()
                     .expect("a runtime to mount with");
@@ -95,8 +107,9 @@ fn memory_in_a_mount_table_matches_linux_tmpfs() {
                         MountOptions::default(),
                     ))
                     .expect("mount the driver under test");
-                (Arc::new(table) as Arc<dyn FileSystem>, None)
+                Made::empty(Arc::new(table))
             },
+            dir_nlink: true,
         },
     );
 }
@@ -107,12 +120,45 @@ fn host_driver_matches_linux_tmpfs() {
         &Config::from_env(),
         &Subject {
             name: "host_dir",
-            make: || {
+            make: |_| {
                 let dir =
                     tempfile::tempdir_in("/dev/shm").expect("a scratch directory on /dev/shm");
                 let fs = HostFs::new(dir.path()).expect("a host driver over the scratch directory");
-                (Arc::new(fs) as Arc<dyn FileSystem>, Some(dir))
+                Made {
+                    scratch: Some(dir),
+                    ..Made::empty(Arc::new(fs))
+                }
             },
+            dir_nlink: true,
+        },
+    );
+}
+
+/// The overlay driver: a memory upper over two memory lowers pre-filled from the
+/// sequence's seed (files, directories and symlinks in both, directories merged from both,
+/// whiteouts and opaque directories in the top one hiding entries of the bottom one; see
+/// `prefill.rs`), against a tmpfs directory pre-filled with their merged view, what the
+/// overlay must show.
+///
+/// Directory link counts of 1 are not compared: the overlay reports 1 ("unknown") for a
+/// directory merged from several layers, as Linux overlayfs does, since the real count
+/// would take listing every layer. The counts of directories held by one layer are.
+#[test]
+fn overlay_over_prefilled_lowers_matches_linux_tmpfs() {
+    run_cases(
+        &Config::from_env(),
+        &Subject {
+            name: "overlay",
+            make: |seed| {
+                let layers = prefill::Layers::for_seed(seed);
+                let upper = Arc::new(memory_fs());
+                let fs = OverlayFs::new(upper, layers.build()).expect("an overlay over the lowers");
+                Made {
+                    prefill: Some(layers),
+                    ..Made::empty(Arc::new(fs))
+                }
+            },
+            dir_nlink: false,
         },
     );
 }

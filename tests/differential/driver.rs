@@ -228,7 +228,7 @@ async fn try_apply(
             for i in 0..*len {
                 fs.remove_file(&vpath(&format!("z{i}"))).await?;
             }
-            Outcome::Text(format!("stat: {stat}, realpath: {real}"))
+            Outcome::Chain(Box::new(stat), Box::new(real))
         }
         Op::UnlinkedHandle { path, data } => {
             let path = vpath(path);

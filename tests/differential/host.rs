@@ -374,7 +374,7 @@ impl Host {
                 for i in 0..*len {
                     fs::remove_file(self.path(&format!("z{i}")))?;
                 }
-                Outcome::Text(format!("stat: {stat}, realpath: {real}"))
+                Outcome::Chain(Box::new(stat), Box::new(real))
             }
             Op::UnlinkedHandle { path, data } => {
                 let path = self.path(path);

@@ -193,8 +193,8 @@ pub enum Op {
 
 /// Names at the top level; deeper levels draw from `DEEP_NAMES`, so the same few paths are
 /// hit again and again and operations collide.
-const TOP_NAMES: &[&str] = &["a", "b", "c", "d"];
-const DEEP_NAMES: &[&str] = &["e", "f", "a"];
+pub const TOP_NAMES: &[&str] = &["a", "b", "c", "d"];
+pub const DEEP_NAMES: &[&str] = &["e", "f", "a"];
 
 /// Permission bits `chmod` sets, setuid, setgid and sticky included. The test runs as
 /// root, which bypasses permission checks on both sides, so even 0o000 leaves everything

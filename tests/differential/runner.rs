@@ -12,7 +12,8 @@ use vfs_drivers::memory::{MemoryConfig, MemoryFs};
 
 use crate::host::Host;
 use crate::ops::{is_op_name, next_op, sequence_len, Op, Rng};
-use crate::outcome::{diff_trees, Outcome};
+use crate::outcome::{diff_trees, forgive_dir_nlink, forgive_tree_dir_nlink, Outcome};
+use crate::prefill::Layers;
 
 /// What the environment asks for.
 pub struct Config {
@@ -64,11 +65,37 @@ enum Divergence {
     Tree(Vec<String>),
 }
 
-/// The filesystem under test: a name for reports and a way to make a fresh, empty one
-/// (with whatever scratch directory it lives in, kept until the sequence ends).
+/// The filesystem under test: a name for reports and a way to make a fresh one for the
+/// sequence of a seed.
 pub struct Subject {
     pub name: &'static str,
-    pub make: fn() -> (Arc<dyn FileSystem>, Option<tempfile::TempDir>),
+    pub make: fn(seed: u64) -> Made,
+    /// Whether every directory link count is compared. False for a subject that may
+    /// report 1 ("unknown") for a directory, as overlayfs does for one merged from several
+    /// layers: those counts are then left out, on both sides (see
+    /// `outcome::forgive_dir_nlink`); other counts are still compared.
+    pub dir_nlink: bool,
+}
+
+/// A fresh filesystem under test.
+pub struct Made {
+    pub fs: Arc<dyn FileSystem>,
+    /// The scratch directory it lives in, if any, kept until the sequence ends.
+    pub scratch: Option<tempfile::TempDir>,
+    /// What it starts with, if it does not start empty: the tmpfs directory is filled with
+    /// the merged view of these layers before the sequence.
+    pub prefill: Option<Layers>,
+}
+
+impl Made {
+    /// An empty filesystem that needs no scratch directory.
+    pub fn empty(fs: Arc<dyn FileSystem>) -> Made {
+        Made {
+            fs,
+            scratch: None,
+            prefill: None,
+        }
+    }
 }
 
 /// A memory filesystem owned by the caller, so ownership never diverges from what tmpfs
@@ -87,10 +114,23 @@ pub fn memory_fs() -> MemoryFs {
 /// that the sequences reach the interesting cases.
 type Tally = BTreeMap<&'static str, (u64, u64)>;
 
-/// Replays `ops` on a fresh filesystem under test and a fresh tmpfs directory.
-fn replay(runtime: &tokio::runtime::Runtime, subject: &Subject, ops: &[Op]) -> Option<Divergence> {
+/// Replays `ops` on a fresh filesystem under test and a fresh tmpfs directory, made for
+/// the sequence of `seed`.
+fn replay(
+    runtime: &tokio::runtime::Runtime,
+    subject: &Subject,
+    seed: u64,
+    ops: &[Op],
+) -> Option<Divergence> {
     let mut ops = ops.iter();
-    run(runtime, subject, |_| ops.next().cloned(), &mut Tally::new()).1
+    run(
+        runtime,
+        subject,
+        seed,
+        |_| ops.next().cloned(),
+        &mut Tally::new(),
+    )
+    .1
 }
 
 /// Draws and runs the sequence of `seed`; returns the operations that ran.
@@ -108,20 +148,29 @@ fn run_seed(
         drawn += 1;
         (drawn <= len).then(|| next_op(&mut rng, &host.listing(), skip))
     };
-    run(runtime, subject, next, tally)
+    run(runtime, subject, seed, next, tally)
 }
 
-/// Runs operations on a fresh filesystem under test and a fresh tmpfs directory, comparing
-/// each outcome and then the trees. `next` gives each operation, seeing the tmpfs side.
+/// Runs operations on a fresh filesystem under test and a fresh tmpfs directory (made for
+/// the sequence of `seed`), comparing each outcome and then the trees. `next` gives each
+/// operation, seeing the tmpfs side.
 fn run(
     runtime: &tokio::runtime::Runtime,
     subject: &Subject,
+    seed: u64,
     mut next: impl FnMut(&Host) -> Option<Op>,
     tally: &mut Tally,
 ) -> (Vec<Op>, Option<Divergence>) {
     let dir = tempfile::tempdir_in("/dev/shm").expect("a temporary directory on /dev/shm");
+    let Made {
+        fs,
+        scratch: _scratch,
+        prefill,
+    } = (subject.make)(seed);
+    if let Some(layers) = &prefill {
+        layers.write_merged(dir.path());
+    }
     let host = Host::new(dir.path());
-    let (fs, _scratch) = (subject.make)();
     let fs: &dyn FileSystem = fs.as_ref();
     let mut ops = Vec::new();
     let mut handles = crate::driver::Handles::default();
@@ -139,8 +188,11 @@ fn run(
             if host.skips(op) {
                 continue;
             }
-            let ours = crate::driver::apply(fs, &mut handles, op).await;
-            let tmpfs = host.apply(op);
+            let mut ours = crate::driver::apply(fs, &mut handles, op).await;
+            let mut tmpfs = host.apply(op);
+            if !subject.dir_nlink {
+                forgive_dir_nlink(&mut ours, &mut tmpfs);
+            }
             if ours != tmpfs {
                 return Some(Divergence::Op {
                     index: ops.len() - 1,
@@ -154,7 +206,7 @@ fn run(
                 _ => counts.0 += 1,
             }
         }
-        let ours = match crate::driver::caught(crate::driver::tree(fs)).await {
+        let mut ours = match crate::driver::caught(crate::driver::tree(fs)).await {
             Ok(Ok(tree)) => tree,
             Ok(Err(err)) => {
                 return Some(Divergence::Tree(vec![format!(
@@ -167,7 +219,10 @@ fn run(
                 )]))
             }
         };
-        let tmpfs = host.tree().expect("walk the tmpfs tree");
+        let mut tmpfs = host.tree().expect("walk the tmpfs tree");
+        if !subject.dir_nlink {
+            forgive_tree_dir_nlink(&mut ours, &mut tmpfs);
+        }
         let lines = diff_trees(&ours, &tmpfs);
         (!lines.is_empty()).then_some(Divergence::Tree(lines))
     });
@@ -176,7 +231,7 @@ fn run(
 
 /// Greedily drops chunks of operations, then single ones, while the sequence still
 /// diverges.
-fn shrink(runtime: &tokio::runtime::Runtime, subject: &Subject, ops: &[Op]) -> Vec<Op> {
+fn shrink(runtime: &tokio::runtime::Runtime, subject: &Subject, seed: u64, ops: &[Op]) -> Vec<Op> {
     let mut current = ops.to_vec();
     let mut chunk = current.len().div_ceil(2).max(1);
     loop {
@@ -186,7 +241,7 @@ fn shrink(runtime: &tokio::runtime::Runtime, subject: &Subject, ops: &[Op]) -> V
             let end = (start + chunk).min(current.len());
             let mut candidate = current[..start].to_vec();
             candidate.extend_from_slice(&current[end..]);
-            if replay(runtime, subject, &candidate).is_some() {
+            if replay(runtime, subject, seed, &candidate).is_some() {
                 current = candidate;
                 progressed = true;
             } else {
@@ -219,10 +274,16 @@ fn report(
     let _ = writeln!(
         out,
         "{} diverged from Linux tmpfs\nseed: {seed} (rerun: {skip}\
-         VFS_DIFF_SEED={seed} VFS_DIFF_CASES=1 cargo test --test differential {})\n\
-         minimal sequence ({} of {original_len} ops):",
-        subject.name,
-        subject.name,
+         VFS_DIFF_SEED={seed} VFS_DIFF_CASES=1 cargo test --test differential {})",
+        subject.name, subject.name,
+    );
+    if let Some(layers) = (subject.make)(seed).prefill {
+        let _ = writeln!(out, "starting from (the lowers; tmpfs holds their merge):");
+        let _ = writeln!(out, "{layers}");
+    }
+    let _ = writeln!(
+        out,
+        "minimal sequence ({} of {original_len} ops):",
         ops.len()
     );
     for (i, op) in ops.iter().enumerate() {
@@ -310,8 +371,9 @@ pub fn run_cases(config: &Config, subject: &Subject) {
         if divergence.is_none() {
             continue;
         }
-        let minimal = shrink(&runtime, subject, &ops);
-        let divergence = replay(&runtime, subject, &minimal).expect("the shrunk sequence diverges");
+        let minimal = shrink(&runtime, subject, seed, &ops);
+        let divergence =
+            replay(&runtime, subject, seed, &minimal).expect("the shrunk sequence diverges");
         let text = report(
             subject,
             seed,

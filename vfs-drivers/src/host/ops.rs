@@ -353,39 +353,101 @@ fn open_fd(root: &Root, path: &VfsPath, options: &OpenOptions) -> Result<OwnedFd
         return root.openat2(&*path, access, Mode::empty());
     }
     // O_CREAT alone cannot tell whether it created the file, and only a new file may get
-    // the exact mode. So the kernel's O_CREAT lookup is replayed one final symlink at a
-    // time, every hop again a confined lookup: create exclusively (the kernel walks the
-    // parent and refuses a final name with a trailing slash with EISDIR, as O_CREAT does);
-    // if a name is there, follow it if it is a symlink, else open what is there.
-    let mut target: Cow<'_, [u8]> = Cow::Borrowed(path.as_bytes());
-    for _ in 0..=MAX_SYMLINK_HOPS {
-        match root.openat2(&*target, create, Mode::from_raw_mode(mode)) {
-            Ok(fd) => {
-                exact_file_mode(&fd, mode);
-                return Ok(fd);
-            }
-            Err(Errno::EXIST) => {}
-            Err(errno) => return Err(errno),
+    // the exact mode. So: create exclusively, else open what is there without following
+    // it; a symlink there is followed as O_CREAT does, below.
+    match root.openat2(&*path, create, Mode::from_raw_mode(mode)) {
+        Ok(fd) => {
+            exact_file_mode(&fd, mode);
+            return Ok(fd);
         }
-        match final_entry(root, &target)? {
-            // open(2) with O_CREAT refuses a directory even for reading.
-            FinalEntry::Dots => return Err(Errno::ISDIR),
-            FinalEntry::Symlink(next) => target = Cow::Owned(next),
-            // Removed since: create it on the next round.
-            FinalEntry::Gone => {}
-            FinalEntry::Other => match root.openat2(&*target, access, Mode::empty()) {
-                Err(Errno::NOENT) => {}
-                Ok(fd) if rustix::fs::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-                    return Err(Errno::ISDIR)
+        Err(Errno::EXIST) => {}
+        Err(errno) => return Err(errno),
+    }
+    match root.openat2(&*path, access | OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(fd) => return refuse_dir(fd),
+        // A symlink (ELOOP), or a name removed since.
+        Err(Errno::LOOP | Errno::NOENT) => {}
+        Err(errno) => return Err(errno),
+    }
+    create_through_symlinks(root, path.as_bytes(), access, mode)
+}
+
+/// open(2) with O_CREAT refuses a directory, even for reading.
+fn refuse_dir(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    if rustix::fs::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(Errno::ISDIR);
+    }
+    Ok(fd)
+}
+
+/// `open(2)` with `O_CREAT` (not `O_EXCL`) of a path whose last component is a symlink,
+/// replayed one final symlink at a time, every hop again a confined lookup, so that what
+/// is created is known to be new. As the kernel does, each hop walks the target's parent,
+/// answers a final name with a trailing slash with `EISDIR` (whether it exists or not),
+/// refuses `.`, `..` and other directories with `EISDIR`, follows a symlink, opens
+/// anything else and creates a missing name.
+///
+/// The kernel counts every symlink of the whole walk against its limit, those inside
+/// targets included, where each hop here starts afresh. A plain lookup of the whole path
+/// walks the very same symlinks up to where `O_CREAT` stops (it differs only at a missing
+/// name, where it fails, and at a trailing slash, where it goes on), so its `ELOOP` is
+/// the kernel's answer; it is asked before anything is created. One case stays
+/// approximate: a trailing slash after a symlink that itself leads on, where the plain
+/// lookup goes further than `O_CREAT`; that answers `EISDIR`.
+fn create_through_symlinks(
+    root: &Root,
+    path: &[u8],
+    access: OFlags,
+    mode: u32,
+) -> Result<OwnedFd, Errno> {
+    let create = access | OFlags::CREATE | OFlags::EXCL;
+    let plain = || root.openat2(path, OFlags::PATH, Mode::empty()).err();
+    let mut target: Cow<'_, [u8]> = Cow::Borrowed(path);
+    let mut hops = 0;
+    for _ in 0..=MAX_SYMLINK_HOPS {
+        let slash = target.ends_with(b"/");
+        let entry = match final_entry(root, &target) {
+            Ok(entry) => entry,
+            // The target's parent cannot be walked: the plain lookup fails there too.
+            Err(errno) if hops == 0 => return Err(errno),
+            Err(errno) => return Err(plain().unwrap_or(errno)),
+        };
+        match entry {
+            FinalEntry::Dots => return Err(plain().unwrap_or(Errno::ISDIR)),
+            FinalEntry::Symlink(next) if !slash => {
+                hops += 1;
+                target = Cow::Owned(next);
+            }
+            // The approximate case above: no lookup tells where the kernel stops counting.
+            FinalEntry::Symlink(_) => return Err(Errno::ISDIR),
+            _ if slash => {
+                return Err(match plain() {
+                    Some(Errno::LOOP) => Errno::LOOP,
+                    _ => Errno::ISDIR,
+                })
+            }
+            // The plain open walks what O_CREAT would and opens the same file.
+            FinalEntry::Other => return refuse_dir(root.openat2(path, access, Mode::empty())?),
+            FinalEntry::Gone => {
+                if hops > 0 && plain() == Some(Errno::LOOP) {
+                    return Err(Errno::LOOP);
                 }
-                other => return other,
-            },
+                match root.openat2(&*target, create, Mode::from_raw_mode(mode)) {
+                    Ok(fd) => {
+                        exact_file_mode(&fd, mode);
+                        return Ok(fd);
+                    }
+                    // Created since: look again.
+                    Err(Errno::EXIST) => {}
+                    Err(errno) => return Err(errno),
+                }
+            }
         }
     }
     Err(Errno::LOOP)
 }
 
-/// What the last component of an existing path is, not following it.
+/// What the last component of a path is, not following it.
 enum FinalEntry {
     /// `.`, `..` or the root: a directory, which `O_CREAT` refuses.
     Dots,
@@ -393,12 +455,12 @@ enum FinalEntry {
     Symlink(Vec<u8>),
     /// Anything else.
     Other,
-    /// Nothing any more (a race: the caller tries again).
+    /// Nothing: a name to create.
     Gone,
 }
 
-/// What the last component of `path` (a root-relative path, which a trailing slash only
-/// ends when that component is `.`, `..` or the root) names, without following it.
+/// What the last component of `path` (a root-relative path; trailing slashes are
+/// ignored) names, without following it; an error if its parent cannot be walked.
 fn final_entry(root: &Root, path: &[u8]) -> Result<FinalEntry, Errno> {
     let end = path
         .iter()

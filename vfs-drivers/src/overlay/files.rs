@@ -5,7 +5,7 @@ use vfs_core::{ErrorKind, FileHandle, Metadata, OpenOptions, Result, SetTime, Vf
 
 use std::sync::Arc;
 
-use super::handle::{OverlayHandle, Slot};
+use super::handle::{DirStat, OverlayHandle, Slot};
 use super::lookup::{Resolved, Want, UPPER};
 use super::whiteout::is_reserved;
 use super::{fail, OverlayFs};
@@ -88,8 +88,11 @@ impl OverlayFs {
         };
         let inner = self.layer(top.layer)?.open(&resolved.path, options).await?;
         let dir = if top.meta.is_dir() {
-            self.merged_meta(&resolved.lookup.hits)
-                .map(|meta| (meta.ino, meta.nlink))
+            self.merged_meta(&resolved.lookup.hits).map(|meta| DirStat {
+                ino: meta.ino,
+                merged: resolved.lookup.hits.len() > 1,
+                layer: top.layer,
+            })
         } else {
             None
         };

@@ -82,6 +82,19 @@ impl OpenLowers {
     }
 }
 
+/// What the handle of a directory reports beyond the layer's own metadata.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirStat {
+    /// The overlay's inode number of the directory (its lowest layer's, see `OverlayFs`).
+    pub(crate) ino: u64,
+    /// Whether it was merged from several layers when opened: its link count is then 1,
+    /// as `stat` reports it.
+    pub(crate) merged: bool,
+    /// The layer whose directory was opened. Once a copy-up moved the handle to the
+    /// upper, the directory is merged from the upper and that layer.
+    pub(crate) layer: usize,
+}
+
 /// A handle of the layer that held the file when it was opened: a lower's for a
 /// read-only open of an untouched lower file, the upper's otherwise. When a lower file is
 /// copied up, its open handles move to the copy (as overlayfs since Linux 4.19), so they
@@ -89,8 +102,8 @@ impl OpenLowers {
 pub(crate) struct OverlayHandle {
     pub(crate) slot: Arc<Slot>,
     pub(crate) inos: InoMap,
-    /// For a directory: the inode number and link count `stat` reports for it.
-    pub(crate) dir: Option<(u64, u64)>,
+    /// For a directory: what `stat` reports beyond the layer's own handle.
+    pub(crate) dir: Option<DirStat>,
     /// Where the handle is registered while it reads a lower file.
     pub(crate) lower: Option<(Arc<OpenLowers>, LowerFile)>,
 }
@@ -128,15 +141,26 @@ impl FileHandle for OverlayHandle {
     async fn stat(&self) -> Result<Metadata> {
         let (inner, layer) = self.slot.get();
         let mut meta = inner.stat().await?;
+        let unlinked = self.slot.unlinked.load(Ordering::Relaxed);
         match self.dir {
-            Some((ino, nlink)) => {
-                meta.ino = ino;
-                meta.nlink = nlink;
+            // The link count of the directory as it is now, as overlayfs reports it: 1
+            // while merged (removed or not), else its one layer's, which is 0 once the
+            // overlay removed a directory it holds in the upper. A lower directory the
+            // overlay removed (a whiteout hides it) reports 0 too, as the lower keeps it.
+            Some(dir) => {
+                meta.ino = dir.ino;
+                if dir.merged || layer != dir.layer {
+                    meta.nlink = 1;
+                } else if unlinked {
+                    meta.nlink = 0;
+                }
             }
-            None => meta.ino = self.inos.map(layer, meta.ino),
-        }
-        if self.slot.unlinked.load(Ordering::Relaxed) {
-            meta.nlink = meta.nlink.saturating_sub(1);
+            None => {
+                meta.ino = self.inos.map(layer, meta.ino);
+                if unlinked {
+                    meta.nlink = meta.nlink.saturating_sub(1);
+                }
+            }
         }
         Ok(meta)
     }
@@ -144,5 +168,56 @@ impl FileHandle for OverlayHandle {
     async fn close(&self) -> Result<()> {
         let (inner, _) = self.slot.get();
         inner.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use vfs_core::{FileSystem, OpenOptions, VfsPath};
+
+    use crate::memory::MemoryFs;
+    use crate::overlay::OverlayFs;
+
+    fn p(path: &str) -> VfsPath {
+        VfsPath::new(path).expect("a valid path")
+    }
+
+    /// A directory handle reports the link count the directory has now, not the one it
+    /// had when opened (found by the differential test against tmpfs).
+    #[test]
+    fn directory_handles_report_the_current_link_count() {
+        futures::executor::block_on(async {
+            let lower = Arc::new(MemoryFs::new());
+            lower.create_dir(&p("/low"), 0o755).await?;
+            lower.create_dir(&p("/low2"), 0o755).await?;
+            let fs = OverlayFs::new(Arc::new(MemoryFs::new()), vec![lower])?;
+            let read = OpenOptions::read_only();
+
+            // A directory only the upper holds: its own live count, 0 once removed.
+            fs.create_dir(&p("/up"), 0o755).await?;
+            let up = fs.open(&p("/up"), read).await?;
+            fs.create_dir(&p("/up/sub"), 0o755).await?;
+            assert_eq!(up.stat().await?.nlink, 3);
+            fs.remove_dir(&p("/up/sub")).await?;
+            fs.remove_dir(&p("/up")).await?;
+            assert_eq!(up.stat().await?.nlink, 0);
+
+            // A directory only a lower holds, removed by the overlay: 0 as well.
+            let low = fs.open(&p("/low"), read).await?;
+            assert_eq!(low.stat().await?.nlink, 2);
+            fs.remove_dir(&p("/low")).await?;
+            assert_eq!(low.stat().await?.nlink, 0);
+
+            // Copied up by a change inside it, it is merged from then on: 1.
+            let low2 = fs.open(&p("/low2"), read).await?;
+            fs.write_file(&p("/low2/f"), Bytes::from_static(b"x"))
+                .await?;
+            assert_eq!(low2.stat().await?.nlink, 1);
+            Ok::<(), vfs_core::VfsError>(())
+        })
+        .expect("the overlay works");
     }
 }

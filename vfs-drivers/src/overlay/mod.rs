@@ -94,7 +94,10 @@ pub const MAX_LOWERS: usize = 500;
 ///   lower-backed directory renamed becomes an upper one and changes number. Numbers are
 ///   stable per path between such changes and distinct within a listing.
 /// - **Link counts**: a directory merged from several layers reports `nlink` 1, as
-///   overlayfs does ("unknown", which `find` honours); others report their layer's.
+///   overlayfs does ("unknown", which `find` honours); others report their layer's. A
+///   handle on a directory reports its count as it is now: 1 once merged, and 0 once the
+///   overlay removed a directory one layer held (overlayfs reports the lower's own
+///   count for a removed lower directory; we report what an unlinked directory has).
 /// - **Handles**: a read-only open of a lower file reads the lower directly; an open for
 ///   writing copies up first and returns the upper's handle. When a lower file or
 ///   directory is copied up, the handles open on it move to the copy (as overlayfs since

@@ -198,7 +198,11 @@ impl OverlayFs {
         if top.layer != UPPER {
             // It lives only in lowers: a whiteout hides it.
             self.copy_up_chain(&mut resolved.chain).await?;
-            return self.create_whiteout(&parent.path, &name).await;
+            self.create_whiteout(&parent.path, &name).await?;
+            // Its open handles see it removed.
+            self.open_lowers
+                .unlinked(&(top.layer, resolved.path.as_str().to_owned()));
+            return Ok(());
         }
         let whiteout = self.exists_below(&parent, &name, UPPER).await?;
         if whiteout {
