@@ -151,3 +151,46 @@ pub async fn many_entries_are_listed_exactly_once(fx: Fixture) {
         i % 2 == 1
     }));
 }
+
+/// Offsets and lengths at the edge of `u64`/`usize` fail cleanly (or read nothing): no
+/// panic, no attempt to allocate what was asked, and the file is left as it was.
+pub async fn extreme_offsets_and_lengths_fail_cleanly(fx: Fixture) {
+    let caps = fx.caps();
+    fx.write("f", "keep").await;
+    let path = fx.path("f");
+    let read = fx.fs.pread(&path, u64::MAX, usize::MAX).await;
+    if let Ok(data) = &read {
+        assert!(
+            data.is_empty(),
+            "pread at u64::MAX returned {} bytes",
+            data.len()
+        );
+    } else {
+        super::assert_errno_any(read, &[ErrorKind::InvalidInput], "pread at u64::MAX");
+    }
+    let read = fx
+        .fs
+        .pread(&path, 0, usize::MAX)
+        .await
+        .must("pread of usize::MAX bytes");
+    assert_eq!(read, "keep");
+    if caps.random_writes {
+        super::assert_errno_any(
+            fx.fs
+                .pwrite(&path, u64::MAX - 1, Bytes::from_static(b"xyz"))
+                .await,
+            &[ErrorKind::FileTooLarge, ErrorKind::InvalidInput],
+            "pwrite ending past u64::MAX",
+        );
+    }
+    super::assert_errno_any(
+        fx.fs.truncate(&path, u64::MAX).await,
+        &[
+            ErrorKind::FileTooLarge,
+            ErrorKind::InvalidInput,
+            ErrorKind::NoSpace,
+        ],
+        "truncate to u64::MAX",
+    );
+    assert_eq!(fx.read("f").await, "keep");
+}

@@ -243,6 +243,7 @@ macro_rules! __vfs_conformance_for_each_case {
             limits::statfs_reports_sane_numbers
             limits::statfs_of_missing_is_enoent
             limits::many_entries_are_listed_exactly_once
+            limits::extreme_offsets_and_lengths_fail_cleanly
         }
     };
 }
