@@ -4,6 +4,8 @@
 //!
 //! vfs-core knows no driver; `vfs-drivers` provides them.
 
+#![warn(missing_docs)]
+
 mod error;
 mod filesystem;
 mod metadata;
