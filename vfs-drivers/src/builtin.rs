@@ -15,6 +15,8 @@ pub fn register_builtins(registry: &DriverRegistry) -> Result<()> {
         Ok(Arc::new(MemoryFs::with_config(config)) as Arc<dyn FileSystem>)
     })?;
     registry.register_fn("host_dir", HostFs::build)?;
+    registry.register_fn("s3", crate::object::ObjectFs::build("s3"))?;
+    registry.register_fn("object", crate::object::ObjectFs::build("object"))?;
     registry.register("overlay", Arc::new(OverlayFactory))
 }
 

@@ -9,6 +9,7 @@
 mod builtin;
 pub mod host;
 pub mod memory;
+pub mod object;
 pub mod overlay;
 
 pub use builtin::{builtin_registry, register_builtins};

@@ -19,9 +19,13 @@ use vfs_core::{ErrorKind, Result, VfsError, VfsPath};
 /// `/proc` magic links are refused with `ELOOP`.
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
-/// How often a lookup is retried when the kernel reports (`EAGAIN`) that a rename or mount
-/// raced with a `..` it walked, before giving up with `EBUSY`.
-const RACE_RETRIES: usize = 128;
+/// When the kernel reports (`EAGAIN`) that a rename or mount anywhere on the system raced
+/// with a `..` a lookup walked, the lookup is retried: first at once (a race is usually a
+/// single rename), then with a growing sleep, so a busy system (another process renaming
+/// in a loop) still gets through; only after this long does it give up with `EBUSY`.
+const RACE_SPINS: usize = 16;
+const RACE_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
+const RACE_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What `statx` is asked for: the classic fields and the birth time.
 const STATX_MASK: StatxFlags = StatxFlags::BASIC_STATS.union(StatxFlags::BTIME);
@@ -84,13 +88,22 @@ impl Root {
     {
         let flags = flags | OFlags::CLOEXEC;
         let mut races = 0;
+        let mut backoff = std::time::Duration::from_micros(10);
+        let mut first_sleep: Option<std::time::Instant> = None;
         loop {
             match rustix::fs::openat2(&self.fd, path, flags, mode, RESOLVE) {
-                Err(Errno::AGAIN) if races < RACE_RETRIES => {
+                Err(Errno::AGAIN) if races < RACE_SPINS => {
                     races += 1;
                     std::thread::yield_now();
                 }
-                Err(Errno::AGAIN) => return Err(Errno::BUSY),
+                Err(Errno::AGAIN) => {
+                    let since = *first_sleep.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= RACE_BUDGET {
+                        return Err(Errno::BUSY);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(RACE_MAX_BACKOFF);
+                }
                 Err(Errno::INTR) => {}
                 other => return other,
             }
