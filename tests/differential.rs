@@ -40,10 +40,10 @@
 //! - `cargo test --test differential -- --nocapture` shows how often each kind of
 //!   operation succeeded and failed.
 
-#[path = "differential/defaults_only.rs"]
-mod defaults_only;
 #[path = "differential/driver.rs"]
 mod driver;
+#[path = "common/forward.rs"]
+mod forward;
 #[path = "differential/host.rs"]
 mod host;
 #[path = "differential/ops.rs"]
@@ -58,7 +58,7 @@ mod runner;
 use std::sync::Arc;
 
 use runner::{memory_fs, run_cases, Config, Made, Subject};
-use vfs_core::{MountOptions, MountTable, VfsPath};
+use vfs_core::{FileSystem, MountOptions, MountTable, VfsPath};
 use vfs_drivers::host::HostFs;
 use vfs_drivers::overlay::OverlayFs;
 
@@ -82,7 +82,12 @@ fn default_methods_match_linux_tmpfs() {
         &Config::from_env(),
         &Subject {
             name: "defaults over memory",
-            make: |_| Made::empty(Arc::new(defaults_only::DefaultsOnly(memory_fs()))),
+            make: |_| {
+                let memory: Arc<dyn FileSystem> = Arc::new(memory_fs());
+                Made::empty(Arc::new(
+                    forward::Forward::new(memory, "defaults-only").with_xattrs(),
+                ))
+            },
             dir_nlink: true,
         },
     );

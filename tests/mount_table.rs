@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use vfs_core::{
-    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileKind, FileSystem, Metadata,
-    MountEvent, MountOptions, MountTable, OpenOptions, ReadOnlyFs, SetTime, StatFs, UnmountOptions,
-    VfsError, VfsPath, XattrMode,
+    DirEntry, ErrorKind, FileKind, FileSystem, MountEvent, MountOptions, MountTable, OpenOptions,
+    ReadOnlyFs, SetTime, UnmountOptions, VfsError, VfsPath, XattrMode,
 };
 use vfs_drivers::memory::MemoryFs;
+
+#[path = "common/forward.rs"]
+mod forward;
+use forward::Forward;
 
 fn p(path: &str) -> VfsPath {
     VfsPath::new(path).expect("valid test path")
@@ -473,101 +476,24 @@ async fn subscribers_see_mount_and_unmount_events() {
     assert_eq!(json["mount"]["mountId"], id.0);
 }
 
-/// A memory filesystem whose shutdown is counted and can be made to fail.
-struct ShutdownProbe {
-    inner: MemoryFs,
-    shutdowns: AtomicUsize,
-    fail: bool,
-}
-
-#[async_trait]
-impl FileSystem for ShutdownProbe {
-    fn kind(&self) -> &str {
-        "probe"
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn open(
-        &self,
-        path: &VfsPath,
-        options: OpenOptions,
-    ) -> vfs_core::Result<Box<dyn FileHandle>> {
-        self.inner.open(path, options).await
-    }
-    async fn stat(&self, path: &VfsPath) -> vfs_core::Result<Metadata> {
-        self.inner.stat(path).await
-    }
-    async fn lstat(&self, path: &VfsPath) -> vfs_core::Result<Metadata> {
-        self.inner.lstat(path).await
-    }
-    async fn read_dir(&self, path: &VfsPath) -> vfs_core::Result<Vec<DirEntry>> {
-        self.inner.read_dir(path).await
-    }
-    async fn create_dir(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.create_dir(path, mode).await
-    }
-    async fn remove_file(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_file(path).await
-    }
-    async fn remove_dir(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_dir(path).await
-    }
-    async fn rename(&self, from: &VfsPath, to: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.rename(from, to).await
-    }
-    async fn symlink(&self, target: &str, link: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.symlink(target, link).await
-    }
-    async fn read_link(&self, path: &VfsPath) -> vfs_core::Result<String> {
-        self.inner.read_link(path).await
-    }
-    async fn hard_link(&self, existing: &VfsPath, new: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.hard_link(existing, new).await
-    }
-    async fn set_permissions(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.set_permissions(path, mode).await
-    }
-    async fn set_owner(
-        &self,
-        path: &VfsPath,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_owner(path, uid, gid).await
-    }
-    async fn set_times(
-        &self,
-        path: &VfsPath,
-        atime: SetTime,
-        mtime: SetTime,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_times(path, atime, mtime).await
-    }
-    async fn statfs(&self, path: &VfsPath) -> vfs_core::Result<StatFs> {
-        self.inner.statfs(path).await
-    }
-    async fn shutdown(&self) -> vfs_core::Result<()> {
-        self.shutdowns.fetch_add(1, Ordering::SeqCst);
-        if self.fail {
-            return Err(VfsError::new(ErrorKind::Io, "shutdown").with_detail("probe told to fail"));
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn unmount_shuts_the_driver_down_and_reports_a_failed_shutdown() {
     let table = MountTable::new();
     let mut events = table.subscribe();
     for fail in [false, true] {
-        let probe = Arc::new(ShutdownProbe {
-            inner: MemoryFs::new(),
-            shutdowns: AtomicUsize::new(0),
-            fail,
+        let shutdowns = Arc::new(AtomicUsize::new(0));
+        let counted = shutdowns.clone();
+        let probe = Forward::new(memory(), "probe").on_shutdown(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if fail {
+                return Err(
+                    VfsError::new(ErrorKind::Io, "shutdown").with_detail("probe told to fail")
+                );
+            }
+            Ok(())
         });
         table
-            .mount(&p("/probe"), probe.clone(), MountOptions::default())
+            .mount(&p("/probe"), Arc::new(probe), MountOptions::default())
             .await
             .unwrap();
         assert_eq!(table.list()[0].kind, "probe");
@@ -575,7 +501,7 @@ async fn unmount_shuts_the_driver_down_and_reports_a_failed_shutdown() {
             .unmount(&p("/probe"), UnmountOptions::default())
             .await
             .unwrap();
-        assert_eq!(probe.shutdowns.load(Ordering::SeqCst), 1);
+        assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
         assert!(table.list().is_empty(), "a failed shutdown still unmounts");
         let mut kinds = Vec::new();
         while let Ok(event) = events.try_recv() {

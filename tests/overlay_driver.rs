@@ -16,6 +16,10 @@ use vfs_core::{
 use vfs_drivers::memory::MemoryFs;
 use vfs_drivers::overlay::{OverlayFactory, OverlayFs, COPY_CHUNK};
 
+#[path = "common/forward.rs"]
+mod forward;
+use forward::Forward;
+
 fn p(path: &str) -> VfsPath {
     VfsPath::new(path).expect("valid test path")
 }
@@ -1557,97 +1561,6 @@ async fn concurrent_deletes_and_creates_over_lower_names_stay_consistent() {
     }
 }
 
-/// A filesystem with some capabilities switched off, as an object store would declare.
-struct Limited {
-    inner: Arc<dyn FileSystem>,
-    caps: Capabilities,
-}
-
-#[async_trait]
-impl FileSystem for Limited {
-    fn kind(&self) -> &str {
-        "limited"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    async fn open(
-        &self,
-        path: &VfsPath,
-        options: OpenOptions,
-    ) -> vfs_core::Result<Box<dyn FileHandle>> {
-        self.inner.open(path, options).await
-    }
-
-    async fn stat(&self, path: &VfsPath) -> vfs_core::Result<Metadata> {
-        self.inner.stat(path).await
-    }
-
-    async fn lstat(&self, path: &VfsPath) -> vfs_core::Result<Metadata> {
-        self.inner.lstat(path).await
-    }
-
-    async fn read_dir(&self, path: &VfsPath) -> vfs_core::Result<Vec<DirEntry>> {
-        self.inner.read_dir(path).await
-    }
-
-    async fn create_dir(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.create_dir(path, mode).await
-    }
-
-    async fn remove_file(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_file(path).await
-    }
-
-    async fn remove_dir(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_dir(path).await
-    }
-
-    async fn rename(&self, from: &VfsPath, to: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.rename(from, to).await
-    }
-
-    async fn symlink(&self, target: &str, link: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.symlink(target, link).await
-    }
-
-    async fn read_link(&self, path: &VfsPath) -> vfs_core::Result<String> {
-        self.inner.read_link(path).await
-    }
-
-    async fn hard_link(&self, existing: &VfsPath, new: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.hard_link(existing, new).await
-    }
-
-    async fn set_permissions(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.set_permissions(path, mode).await
-    }
-
-    async fn set_owner(
-        &self,
-        path: &VfsPath,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_owner(path, uid, gid).await
-    }
-
-    async fn set_times(
-        &self,
-        path: &VfsPath,
-        atime: SetTime,
-        mtime: SetTime,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_times(path, atime, mtime).await
-    }
-
-    async fn statfs(&self, path: &VfsPath) -> vfs_core::Result<StatFs> {
-        self.inner.statfs(path).await
-    }
-}
-
 #[tokio::test]
 async fn an_upper_without_xattrs_or_ownership_still_copies_up() {
     let lower = layer_with(&[("/f", "content")]).await;
@@ -1668,10 +1581,8 @@ async fn an_upper_without_xattrs_or_ownership_still_copies_up() {
         hard_links: false,
         ..Capabilities::posix()
     };
-    let upper = Arc::new(Limited {
-        inner: inner.clone(),
-        caps,
-    });
+    // Some capabilities switched off, as an object store would declare.
+    let upper = Arc::new(Forward::new(inner.clone(), "limited").with_capabilities(caps));
     let fs = OverlayFs::new(upper, vec![lower as Arc<dyn FileSystem>]).unwrap();
     assert_eq!(fs.capabilities(), caps);
     assert_errno(
