@@ -1,0 +1,803 @@
+//! Taking a snapshot: walk, chunk and store file content, encode directories bottom-up,
+//! publish the snapshot record last.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fastcdc::v2020::FastCDC;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use vfs_core::{
+    ErrorKind, FileKind, FileSystem, Metadata, OpenOptions, Result, Timestamp, VfsError, VfsPath,
+};
+
+use crate::digest::{Digest, SnapshotId};
+use crate::progress::{report, Phase, ProgressSender};
+use crate::store::{compress, BlobKind, Repository, SnapshotInfo, FORMAT_VERSION};
+use crate::tree::{Attrs, ChunkRef, Entry, Node, Tree};
+
+/// Content-defined chunking bounds: 1 MiB average as the format asks, a quarter of it as
+/// minimum (files smaller than that are one chunk) and four times it as maximum.
+pub(crate) const CHUNK_MIN: u32 = 256 << 10;
+pub(crate) const CHUNK_AVG: u32 = 1 << 20;
+pub(crate) const CHUNK_MAX: u32 = 4 << 20;
+
+/// How many bytes one `read_at` asks for.
+const READ_SIZE: usize = 1 << 20;
+
+/// Chunks at least this large are hashed and compressed on the blocking pool; smaller
+/// ones inline, where a thread hop would cost more than the work.
+const BLOCKING_THRESHOLD: usize = 64 << 10;
+
+/// How many times a file that changes while it is read is read again.
+const TORN_RETRIES: usize = 3;
+
+/// Remembers, per path, the chunks of a file as it was last read, so an unchanged file is
+/// not read again. A hit needs the same size, mtime, inode number and ctime; any change
+/// to a file's content changes its ctime, so a hit is never stale short of a clock or
+/// driver that lies.
+///
+/// Keep one per source filesystem and pass it to every snapshot of that filesystem.
+///
+/// ```
+/// use std::sync::Arc;
+/// use vfs_snapshot::{SnapshotOptions, StatCache};
+///
+/// let cache = Arc::new(StatCache::default());
+/// let options = SnapshotOptions { stat_cache: Some(cache.clone()), ..SnapshotOptions::default() };
+/// assert!(cache.is_empty() && options.stat_cache.is_some());
+/// ```
+#[derive(Default)]
+pub struct StatCache {
+    entries: Mutex<HashMap<String, CacheEntry>>,
+}
+
+#[derive(Clone)]
+struct CacheEntry {
+    size: u64,
+    mtime: Timestamp,
+    ctime: Timestamp,
+    ino: u64,
+    chunks: Vec<ChunkRef>,
+}
+
+impl StatCache {
+    /// How many files it remembers.
+    pub fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+
+    /// Whether it remembers none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.lock().is_empty()
+    }
+
+    fn lookup(&self, path: &str, meta: &Metadata) -> Option<Vec<ChunkRef>> {
+        let entries = self.entries.lock();
+        let hit = entries.get(path)?;
+        let same = hit.size == meta.size
+            && hit.mtime == meta.mtime
+            && hit.ctime == meta.ctime
+            && hit.ino == meta.ino;
+        same.then(|| hit.chunks.clone())
+    }
+
+    fn insert(&self, path: &str, meta: &Metadata, chunks: &[ChunkRef]) {
+        self.entries.lock().insert(
+            path.to_owned(),
+            CacheEntry {
+                size: meta.size,
+                mtime: meta.mtime,
+                ctime: meta.ctime,
+                ino: meta.ino,
+                chunks: chunks.to_vec(),
+            },
+        );
+    }
+}
+
+impl std::fmt::Debug for StatCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatCache")
+            .field("files", &self.len())
+            .finish()
+    }
+}
+
+/// How a snapshot is taken.
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    /// Record every uid, gid and mtime as 0, so the id depends on names, modes, content
+    /// and links only (reproducible ids across machines and checkouts).
+    pub normalize: bool,
+    /// Paths (within the captured filesystem) where inode numbers start a new namespace:
+    /// the mount points of a [`vfs_core::MountTable`]. Two entries are hard links of each
+    /// other only if they share an inode number beneath the same deepest root here.
+    pub device_roots: Vec<VfsPath>,
+    /// Reuse the chunks of files unchanged since the last snapshot that used this cache.
+    pub stat_cache: Option<Arc<StatCache>>,
+    /// How many files are read at once.
+    pub concurrency: usize,
+    /// Where to publish [`Progress`](crate::Progress) (see
+    /// [`progress_channel`](crate::progress_channel)).
+    pub progress: Option<ProgressSender>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> SnapshotOptions {
+        SnapshotOptions {
+            normalize: false,
+            device_roots: Vec::new(),
+            stat_cache: None,
+            concurrency: 16,
+            progress: None,
+        }
+    }
+}
+
+/// What a snapshot did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Regular files captured.
+    pub files: u64,
+    /// Directories captured, the root included.
+    pub dirs: u64,
+    /// Symlinks captured.
+    pub symlinks: u64,
+    /// Fifos, sockets and device nodes captured.
+    pub specials: u64,
+    /// The sum of the captured files' sizes.
+    pub bytes_total: u64,
+    /// File bytes actually read (less than the total when the stat cache hits).
+    pub bytes_read: u64,
+    /// Compressed bytes of the blobs this snapshot added to the store.
+    pub bytes_new: u64,
+    /// Chunks this snapshot added.
+    pub chunks_new: u64,
+    /// Chunks the store already had (or another file of this snapshot stored).
+    pub chunks_reused: u64,
+    /// Trees this snapshot added.
+    pub trees_new: u64,
+    /// Trees the store already had.
+    pub trees_reused: u64,
+    /// Files whose chunks came from the stat cache without reading them.
+    pub files_cached: u64,
+    /// Objects written to the store (packs, indexes, the snapshot record).
+    pub objects_written: u64,
+    /// Files that kept changing while they were read, through every retry; what was
+    /// stored for them is the last read, which may mix old and new content.
+    pub unstable: Vec<String>,
+    /// Entries that disappeared between the listing and the read; left out.
+    pub vanished: Vec<String>,
+    /// Wall-clock time of the whole snapshot.
+    pub duration: Duration,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) bytes_new: AtomicU64,
+    pub(crate) chunks_new: AtomicU64,
+    pub(crate) chunks_reused: AtomicU64,
+    pub(crate) trees_new: AtomicU64,
+    pub(crate) trees_reused: AtomicU64,
+    pub(crate) files_cached: AtomicU64,
+    pub(crate) objects_written: AtomicU64,
+    /// Hash only, store nothing: used to compare a live tree with a snapshot.
+    pub(crate) dry_run: bool,
+}
+
+impl Counters {
+    /// Copies the counts into `stats`.
+    pub(crate) fn fill(&self, stats: &mut SnapshotStats) {
+        stats.bytes_read = self.bytes_read.load(Ordering::Relaxed);
+        stats.bytes_new = self.bytes_new.load(Ordering::Relaxed);
+        stats.chunks_new = self.chunks_new.load(Ordering::Relaxed);
+        stats.chunks_reused = self.chunks_reused.load(Ordering::Relaxed);
+        stats.trees_new = self.trees_new.load(Ordering::Relaxed);
+        stats.trees_reused = self.trees_reused.load(Ordering::Relaxed);
+        stats.files_cached = self.files_cached.load(Ordering::Relaxed);
+        stats.objects_written = self.objects_written.load(Ordering::Relaxed);
+    }
+}
+
+/// One entry found by the walk; indices are in canonical pre-order.
+struct WalkNode {
+    name: String,
+    rel: String,
+    path: VfsPath,
+    meta: Metadata,
+    attrs: Attrs,
+    target: Option<String>,
+    hardlink: Option<String>,
+    children: Vec<usize>,
+    chunks: Vec<ChunkRef>,
+    tree: Option<Digest>,
+    vanished: bool,
+}
+
+/// A path still to visit: path, name, path relative to the root, parent node, and its
+/// metadata when already known (the root's).
+type WalkItem = (VfsPath, String, String, Option<usize>, Option<Metadata>);
+
+struct FileRead {
+    chunks: Vec<ChunkRef>,
+    meta: Metadata,
+    unstable: bool,
+}
+
+fn attrs_of(meta: &Metadata, xattrs: Vec<(String, Vec<u8>)>, normalize: bool) -> Attrs {
+    Attrs {
+        mode: meta.mode & 0o7777,
+        uid: if normalize { 0 } else { meta.uid },
+        gid: if normalize { 0 } else { meta.gid },
+        mtime: if normalize { 0 } else { meta.mtime.as_nanos() },
+        xattrs,
+    }
+}
+
+fn is_gone(err: &VfsError) -> bool {
+    matches!(err.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+async fn read_xattrs(
+    fs: &dyn FileSystem,
+    path: &VfsPath,
+    kind: FileKind,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    // Xattr calls follow symlinks, so a link's own attributes are out of reach.
+    if kind == FileKind::Symlink {
+        return Ok(Vec::new());
+    }
+    let names = match fs.list_xattrs(path).await {
+        Ok(names) => names,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::Unsupported | ErrorKind::NotImplemented
+            ) =>
+        {
+            return Ok(Vec::new())
+        }
+        Err(err) => return Err(err),
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        match fs.get_xattr(path, &name).await {
+            Ok(value) => out.push((name, value.to_vec())),
+            // Removed between the listing and the read: it was not there at the end.
+            Err(err) if err.kind() == ErrorKind::NoAttribute => {}
+            Err(err) => return Err(err),
+        }
+    }
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
+/// Hashes a chunk and, when the store lacks it, compresses and stores it.
+pub(crate) async fn store_chunk(
+    repo: &Repository,
+    data: Vec<u8>,
+    counters: &Counters,
+) -> Result<ChunkRef> {
+    let len = data.len() as u32;
+    let id = if data.len() >= BLOCKING_THRESHOLD {
+        let (id, data_back) = tokio::task::spawn_blocking(move || (Digest::of(&data), data))
+            .await
+            .map_err(|err| VfsError::new(ErrorKind::Io, "snapshot").with_source(err))?;
+        store_new(repo, id, BlobKind::Chunk, data_back, counters).await?;
+        id
+    } else {
+        let id = Digest::of(&data);
+        store_new(repo, id, BlobKind::Chunk, data, counters).await?;
+        id
+    };
+    Ok(ChunkRef { id, len })
+}
+
+pub(crate) async fn store_new(
+    repo: &Repository,
+    id: Digest,
+    kind: BlobKind,
+    data: Vec<u8>,
+    counters: &Counters,
+) -> Result<()> {
+    let (new_counter, reused_counter) = match kind {
+        BlobKind::Chunk => (&counters.chunks_new, &counters.chunks_reused),
+        BlobKind::Tree => (&counters.trees_new, &counters.trees_reused),
+    };
+    if counters.dry_run {
+        return Ok(());
+    }
+    if !repo.reserve_blob(id) {
+        reused_counter.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let raw_length = data.len();
+    let compressed = if raw_length >= BLOCKING_THRESHOLD {
+        tokio::task::spawn_blocking(move || compress(&data))
+            .await
+            .map_err(|err| VfsError::new(ErrorKind::Io, "compress").with_source(err))
+            .and_then(|r| r)
+    } else {
+        compress(&data)
+    };
+    let compressed = match compressed {
+        Ok(c) => c,
+        Err(err) => {
+            repo.release_blob(&id);
+            return Err(err);
+        }
+    };
+    new_counter.fetch_add(1, Ordering::Relaxed);
+    counters
+        .bytes_new
+        .fetch_add(compressed.len() as u64, Ordering::Relaxed);
+    repo.push_blob(id, kind, raw_length, compressed, &counters.objects_written)
+        .await
+}
+
+/// Reads a file in one pass, cutting it into content-defined chunks as it goes, so memory
+/// stays at one maximum chunk plus one read whatever the file's size. The file's size,
+/// mtime and ctime are compared before and after the pass; a change means the content may
+/// be torn, and the file is read again.
+async fn read_file(
+    repo: &Repository,
+    fs: &dyn FileSystem,
+    path: &VfsPath,
+    mut before: Metadata,
+    counters: &Counters,
+) -> Result<FileRead> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let handle = fs.open(path, OpenOptions::read_only()).await?;
+        let mut chunks = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut offset = 0u64;
+        let mut eof = false;
+        loop {
+            while !eof && buf.len() < CHUNK_MAX as usize {
+                let data = handle.read_at(offset, READ_SIZE).await?;
+                if data.is_empty() {
+                    eof = true;
+                } else {
+                    offset += data.len() as u64;
+                    buf.extend_from_slice(&data);
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            // With a full window (or at the end) the first cut point is final: FastCDC
+            // decides it from the bytes after the chunk's start only.
+            let cut = FastCDC::new(&buf, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
+                .next()
+                .map(|c| c.length)
+                .unwrap_or(buf.len())
+                .clamp(1, buf.len());
+            let rest = buf.split_off(cut);
+            let chunk = std::mem::replace(&mut buf, rest);
+            chunks.push(store_chunk(repo, chunk, counters).await?);
+        }
+        let after = handle.stat().await?;
+        let _ = handle.close().await;
+        counters.bytes_read.fetch_add(offset, Ordering::Relaxed);
+        let stable = after.size == before.size
+            && after.mtime == before.mtime
+            && after.ctime == before.ctime
+            && offset == after.size;
+        if stable || attempt > TORN_RETRIES {
+            return Ok(FileRead {
+                chunks,
+                meta: after,
+                unstable: !stable,
+            });
+        }
+        before = after;
+    }
+}
+
+impl Repository {
+    /// Captures the tree at `path` of `fs` (any driver, a whole mount table included) and
+    /// returns its id and what it cost.
+    ///
+    /// Publication order makes it crash-safe: chunks and trees go into packs, each pack
+    /// before its index, and the snapshot record last, after every blob it needs is
+    /// indexed. An error anywhere leaves no snapshot record; a retry reuses the blobs
+    /// already indexed.
+    ///
+    /// ```
+    /// # async fn demo(fs: std::sync::Arc<dyn vfs_core::FileSystem>) -> vfs_core::Result<()> {
+    /// use vfs_snapshot::{Repository, SnapshotOptions};
+    ///
+    /// let repo = Repository::open_local(std::path::Path::new("/tmp/store")).await?;
+    /// let root = vfs_core::VfsPath::root();
+    /// let (id, stats) = repo.snapshot(fs.as_ref(), &root, &SnapshotOptions::default()).await?;
+    /// println!("{id}: {} files, {} new chunks", stats.files, stats.chunks_new);
+    /// # Ok(()) }
+    /// ```
+    pub async fn snapshot(
+        &self,
+        fs: &dyn FileSystem,
+        path: &VfsPath,
+        options: &SnapshotOptions,
+    ) -> Result<(SnapshotId, SnapshotStats)> {
+        // The writer lock keeps gc from removing blobs this snapshot dedups against.
+        let lock = self.lock_writer().await?;
+        let result = self.capture(fs, path, options, None).await;
+        self.unlock(&lock).await;
+        result
+    }
+
+    /// The snapshot walk. With `live`, nothing is stored: every tree built goes into
+    /// `live` by digest instead, and chunks are only hashed, so a live tree can be
+    /// compared with a stored one by the same digests.
+    pub(crate) async fn capture(
+        &self,
+        fs: &dyn FileSystem,
+        path: &VfsPath,
+        options: &SnapshotOptions,
+        live: Option<&Mutex<HashMap<Digest, Tree>>>,
+    ) -> Result<(SnapshotId, SnapshotStats)> {
+        let started = Instant::now();
+        let counters = Counters {
+            dry_run: live.is_some(),
+            ..Counters::default()
+        };
+        let mut stats = SnapshotStats::default();
+        let root = path.without_trailing_slash();
+
+        let mut nodes = self.walk(fs, &root, options, &mut stats).await?;
+
+        // File content: first links only (later links share the inode, so the content).
+        let files: Vec<usize> = (0..nodes.len())
+            .filter(|&i| nodes[i].meta.kind == FileKind::File && nodes[i].hardlink.is_none())
+            .collect();
+        let progress = options.progress.as_ref();
+        report(progress, |p| {
+            p.phase = Phase::Content;
+            p.files_total = files.len() as u64;
+            p.bytes_total = files.iter().map(|&i| nodes[i].meta.size).sum();
+        });
+        let jobs = files.iter().map(|&i| {
+            let path = nodes[i].path.clone();
+            let meta = nodes[i].meta.clone();
+            let counters = &counters;
+            let cache = options.stat_cache.clone();
+            async move {
+                if let Some(cache) = &cache {
+                    if let Some(chunks) = cache.lookup(path.as_str(), &meta) {
+                        // A dry run needs only the digests, stored or not.
+                        if counters.dry_run || chunks.iter().all(|c| self.locate(&c.id).is_some()) {
+                            counters.files_cached.fetch_add(1, Ordering::Relaxed);
+                            counters
+                                .chunks_reused
+                                .fetch_add(chunks.len() as u64, Ordering::Relaxed);
+                            return (
+                                i,
+                                Ok(Some(FileRead {
+                                    chunks,
+                                    meta,
+                                    unstable: false,
+                                })),
+                            );
+                        }
+                    }
+                }
+                match read_file(self, fs, &path, meta, counters).await {
+                    Ok(read) => {
+                        if let (Some(cache), false) = (&cache, read.unstable) {
+                            cache.insert(path.as_str(), &read.meta, &read.chunks);
+                        }
+                        (i, Ok(Some(read)))
+                    }
+                    Err(err) if is_gone(&err) => (i, Ok(None)),
+                    Err(err) => (i, Err(err)),
+                }
+            }
+        });
+        let mut results = futures::stream::iter(jobs).buffer_unordered(options.concurrency.max(1));
+        let mut first_error = None;
+        let mut reads: Vec<(usize, Option<FileRead>)> = Vec::with_capacity(files.len());
+        while let Some((i, result)) = results.next().await {
+            match result {
+                Ok(read) => {
+                    let size = read.as_ref().map(|r| r.meta.size).unwrap_or(0);
+                    report(progress, |p| {
+                        p.files_done += 1;
+                        p.bytes_done += size;
+                    });
+                    reads.push((i, read))
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        drop(results);
+        if let Some(err) = first_error {
+            return Err(err);
+        }
+        for (i, read) in reads {
+            let node = &mut nodes[i];
+            match read {
+                Some(read) => {
+                    if read.unstable {
+                        stats.unstable.push(node.path.to_string());
+                    }
+                    let xattrs = std::mem::take(&mut node.attrs.xattrs);
+                    node.attrs = attrs_of(&read.meta, xattrs, options.normalize);
+                    node.meta = read.meta;
+                    node.chunks = read.chunks;
+                }
+                None => {
+                    node.vanished = true;
+                    stats.vanished.push(node.path.to_string());
+                }
+            }
+        }
+        // Later links take their first link's content and attributes (one inode).
+        let by_rel: HashMap<String, usize> = (0..nodes.len())
+            .filter(|&i| nodes[i].meta.kind != FileKind::Directory)
+            .map(|i| (nodes[i].rel.clone(), i))
+            .collect();
+        for i in 0..nodes.len() {
+            if let Some(first) = nodes[i]
+                .hardlink
+                .as_ref()
+                .and_then(|rel| by_rel.get(rel))
+                .copied()
+            {
+                if nodes[first].vanished {
+                    // The first link went away: this one becomes a plain copy-less entry
+                    // only if it can be read; simplest honest answer is to drop it too.
+                    nodes[i].vanished = true;
+                    stats.vanished.push(nodes[i].path.to_string());
+                    continue;
+                }
+                nodes[i].chunks = nodes[first].chunks.clone();
+                nodes[i].attrs = nodes[first].attrs.clone();
+                nodes[i].meta = nodes[first].meta.clone();
+            }
+        }
+
+        report(progress, |p| p.phase = Phase::Finishing);
+        // Directories bottom-up: pre-order indices reversed put children before parents.
+        let mut referenced: Vec<Digest> = Vec::new();
+        for i in (0..nodes.len()).rev() {
+            if nodes[i].meta.kind != FileKind::Directory {
+                continue;
+            }
+            let mut entries = Vec::with_capacity(nodes[i].children.len());
+            for &c in &nodes[i].children {
+                let child = &nodes[c];
+                if child.vanished {
+                    continue;
+                }
+                let node = match child.meta.kind {
+                    FileKind::File => {
+                        referenced.extend(child.chunks.iter().map(|c| c.id));
+                        Node::File {
+                            attrs: child.attrs.clone(),
+                            size: child.chunks.iter().map(|c| u64::from(c.len)).sum(),
+                            chunks: child.chunks.clone(),
+                            hardlink: child.hardlink.clone(),
+                        }
+                    }
+                    FileKind::Directory => match child.tree {
+                        Some(tree) => Node::Directory { tree },
+                        None => continue,
+                    },
+                    // A link is its target: the contract can neither set a link's own
+                    // owner nor its times (chown and utimes follow links), so recording
+                    // them would make a restored tree snapshot to a different id.
+                    FileKind::Symlink => Node::Symlink {
+                        attrs: Attrs {
+                            mode: 0o777,
+                            ..Attrs::default()
+                        },
+                        target: child.target.clone().unwrap_or_default(),
+                    },
+                    kind => Node::Special {
+                        kind,
+                        attrs: child.attrs.clone(),
+                        rdev: child.meta.rdev,
+                        hardlink: child.hardlink.clone(),
+                    },
+                };
+                entries.push(Entry {
+                    name: child.name.clone(),
+                    node,
+                });
+            }
+            let tree = Tree {
+                attrs: nodes[i].attrs.clone(),
+                entries,
+            };
+            let bytes = tree.encode();
+            let id = Digest::of(&bytes);
+            match live {
+                Some(live) => {
+                    live.lock().insert(id, tree);
+                }
+                None => store_new(self, id, BlobKind::Tree, bytes, &counters).await?,
+            }
+            referenced.push(id);
+            nodes[i].tree = Some(id);
+        }
+        let id = nodes
+            .first()
+            .and_then(|root| root.tree)
+            .ok_or_else(|| VfsError::new(ErrorKind::Io, "snapshot").with_path(root.as_str()))?;
+
+        if live.is_some() {
+            counters.fill(&mut stats);
+            stats.duration = started.elapsed();
+            report(progress, |p| p.phase = Phase::Done);
+            return Ok((id, stats));
+        }
+        self.flush(&counters.objects_written).await?;
+        // Every blob the record will reach must be indexed before the record exists; a
+        // blob another writer had pending and then failed to store would otherwise leave
+        // a dangling snapshot.
+        if let Some(missing) = referenced.iter().find(|d| self.locate(d).is_none()) {
+            return Err(VfsError::new(ErrorKind::Io, "snapshot")
+                .with_path(root.as_str())
+                .with_detail(format!("blob {missing} was not stored; retry the snapshot")));
+        }
+
+        for node in nodes.iter().filter(|n| !n.vanished) {
+            match node.meta.kind {
+                FileKind::File => {
+                    stats.files += 1;
+                    stats.bytes_total += node.chunks.iter().map(|c| u64::from(c.len)).sum::<u64>();
+                }
+                FileKind::Directory => stats.dirs += 1,
+                FileKind::Symlink => stats.symlinks += 1,
+                _ => stats.specials += 1,
+            }
+        }
+        let info = SnapshotInfo {
+            version: FORMAT_VERSION,
+            id,
+            time: Timestamp::now().as_nanos(),
+            source: root.to_string(),
+            files: stats.files,
+            dirs: stats.dirs,
+            bytes: stats.bytes_total,
+        };
+        if self.publish_snapshot(&info).await? {
+            counters.objects_written.fetch_add(1, Ordering::Relaxed);
+        }
+
+        counters.fill(&mut stats);
+        stats.duration = started.elapsed();
+        report(progress, |p| p.phase = Phase::Done);
+        Ok((id, stats))
+    }
+
+    /// Lists the tree depth-first with names sorted by bytes (the canonical order),
+    /// without recursion so deep trees cannot overflow the stack. Hard links are matched
+    /// here, so "first link" means first in canonical order.
+    async fn walk(
+        &self,
+        fs: &dyn FileSystem,
+        root: &VfsPath,
+        options: &SnapshotOptions,
+        stats: &mut SnapshotStats,
+    ) -> Result<Vec<WalkNode>> {
+        let root_meta = fs.lstat(root).await?;
+        if !root_meta.is_dir() {
+            return Err(VfsError::new(ErrorKind::NotADirectory, "snapshot")
+                .with_path(root.as_str())
+                .with_detail("a snapshot captures a directory"));
+        }
+        let mut roots: Vec<&VfsPath> = options.device_roots.iter().collect();
+        // Deepest first, so the first match is the deepest root holding a path.
+        roots.sort_by_key(|r| std::cmp::Reverse(r.depth()));
+        let scope_of = |path: &VfsPath| -> usize {
+            roots
+                .iter()
+                .position(|r| path.starts_with(r))
+                .map(|p| p + 1)
+                .unwrap_or(0)
+        };
+        let mut first_links: HashMap<(usize, u64), String> = HashMap::new();
+        let mut nodes: Vec<WalkNode> = Vec::new();
+        // (path, name, rel, parent, metadata when already known)
+        let mut stack: Vec<WalkItem> = vec![(
+            root.clone(),
+            String::new(),
+            String::new(),
+            None,
+            Some(root_meta),
+        )];
+        while let Some((path, name, rel, parent, meta)) = stack.pop() {
+            let meta = match meta {
+                Some(meta) => meta,
+                None => match fs.lstat(&path).await {
+                    Ok(meta) => meta,
+                    Err(err) if is_gone(&err) => {
+                        stats.vanished.push(path.to_string());
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
+            };
+            let xattrs = match read_xattrs(fs, &path, meta.kind).await {
+                Ok(x) => x,
+                Err(err) if is_gone(&err) => {
+                    stats.vanished.push(path.to_string());
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let attrs = attrs_of(&meta, xattrs, options.normalize);
+            let mut target = None;
+            let mut hardlink = None;
+            match meta.kind {
+                FileKind::Symlink => match fs.read_link(&path).await {
+                    Ok(t) => target = Some(t),
+                    Err(err) if is_gone(&err) || err.kind() == ErrorKind::InvalidInput => {
+                        stats.vanished.push(path.to_string());
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
+                FileKind::Directory => {}
+                _ if meta.nlink > 1 => {
+                    let key = (scope_of(&path), meta.ino);
+                    match first_links.get(&key) {
+                        Some(first) => hardlink = Some(first.clone()),
+                        None => {
+                            first_links.insert(key, rel.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let index = nodes.len();
+            let is_dir = meta.is_dir();
+            nodes.push(WalkNode {
+                name,
+                rel: rel.clone(),
+                path: path.clone(),
+                meta,
+                attrs,
+                target,
+                hardlink,
+                children: Vec::new(),
+                chunks: Vec::new(),
+                tree: None,
+                vanished: false,
+            });
+            if let Some(parent) = parent {
+                nodes[parent].children.push(index);
+            }
+            if is_dir {
+                let mut entries = match fs.read_dir(&path).await {
+                    Ok(entries) => entries,
+                    Err(err) if is_gone(&err) && index != 0 => {
+                        // Removed after its lstat: capture it as an empty directory.
+                        Vec::new()
+                    }
+                    Err(err) => return Err(err),
+                };
+                entries.sort_by(|a, b| b.name.as_bytes().cmp(a.name.as_bytes()));
+                for entry in entries {
+                    let child = path.join(&entry.name)?;
+                    let child_rel = if rel.is_empty() {
+                        entry.name.clone()
+                    } else {
+                        format!("{rel}/{}", entry.name)
+                    };
+                    stack.push((child, entry.name, child_rel, Some(index), None));
+                }
+            }
+        }
+        Ok(nodes)
+    }
+}
