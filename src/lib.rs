@@ -5,8 +5,11 @@
 //! serves it through FUSE. This facade re-exports the workspace's crates:
 //!
 //! - [`core`]: the `FileSystem` contract, paths, errors, the mount table, the registry;
-//! - [`drivers`]: the storage drivers (`memory` today);
-//! - [`snapshot`] and [`fuse`]: placeholders for the snapshot and FUSE issues.
+//! - [`drivers`]: the storage drivers (`memory`, `host_dir`, `overlay`, `s3`/`object`);
+//! - [`snapshot`]: content-addressed snapshots and the read-only `snapshot` driver;
+//! - [`fuse`]: a placeholder for the FUSE issue.
+//!
+//! [`registry`] gives a driver registry holding every driver the workspace ships.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -27,6 +30,25 @@ pub use vfs_core as core;
 pub use vfs_drivers as drivers;
 pub use vfs_fuse as fuse;
 pub use vfs_snapshot as snapshot;
+
+/// A driver registry with every driver of the workspace: the built-ins of `vfs-drivers`
+/// and the read-only `snapshot` driver (which `vfs-drivers` cannot register, as
+/// `vfs-snapshot` depends on it).
+///
+/// ```
+/// let registry = vfs_layer::registry();
+/// for id in ["memory", "host_dir", "overlay", "s3", "object", "snapshot"] {
+///     assert!(registry.ids().iter().any(|known| known == id), "{id}");
+/// }
+/// ```
+pub fn registry() -> core::DriverRegistry {
+    let registry = drivers::builtin_registry();
+    // The built-ins use other ids, so the snapshot driver cannot collide with them.
+    if let Err(err) = snapshot::register_snapshot_driver(&registry) {
+        unreachable!("the snapshot driver id collided with a built-in: {err}");
+    }
+    registry
+}
 
 /// Compiles the README's example as a doc test, so it cannot rot.
 #[cfg(doctest)]
