@@ -1,6 +1,7 @@
 //! Writing a snapshot back into any filesystem.
 
 use bytes::Bytes;
+use futures::StreamExt;
 use vfs_core::{
     write_all_at, ErrorKind, FileSystem, OpenOptions, Result, SetTime, Timestamp, VfsError,
     VfsPath, XattrMode,
@@ -10,6 +11,9 @@ use crate::digest::SnapshotId;
 use crate::progress::{report, Phase, ProgressSender};
 use crate::store::Repository;
 use crate::tree::{Attrs, ChunkRef, Node};
+
+/// How many chunks of a file are fetched ahead of the one being written.
+const RESTORE_WINDOW: usize = 4;
 
 /// How a snapshot is restored.
 #[derive(Clone, Debug)]
@@ -188,8 +192,13 @@ impl Repository {
             )
             .await?;
         let mut offset = 0u64;
-        for chunk in chunks {
-            let data: Bytes = self.read_blob(&chunk.id).await.map_err(|err| {
+        // Chunks are fetched, decompressed and checked a few at a time as their own
+        // tasks (every core works), and written in order: memory stays bounded.
+        let mut fetched = std::pin::pin!(futures::stream::iter(chunks)
+            .map(|chunk| self.spawn_read_blob(chunk.id))
+            .buffered(RESTORE_WINDOW));
+        while let Some(data) = fetched.next().await {
+            let data: Bytes = data.map_err(|err| {
                 let detail = format!("restoring {path}: {err}");
                 VfsError::new(err.kind(), "restore")
                     .with_path(path.as_str())

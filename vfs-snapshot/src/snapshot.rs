@@ -61,6 +61,9 @@ struct CacheEntry {
     ctime: Timestamp,
     ino: u64,
     chunks: Vec<ChunkRef>,
+    /// The file's xattrs, when they were read with the same ctime as the rest (a change
+    /// to an xattr changes the ctime), so an unchanged file is not even asked for them.
+    xattrs: Option<Vec<(String, Vec<u8>)>>,
 }
 
 impl StatCache {
@@ -84,7 +87,28 @@ impl StatCache {
         same.then(|| hit.chunks.clone())
     }
 
-    fn insert(&self, path: &str, meta: &Metadata, chunks: &[ChunkRef]) {
+    /// The xattrs remembered for a file whose size, mtime, ctime and inode still match.
+    fn lookup_xattrs(&self, path: &str, meta: &Metadata) -> Option<Vec<(String, Vec<u8>)>> {
+        let entries = self.entries.lock();
+        let hit = entries.get(path)?;
+        let same = hit.size == meta.size
+            && hit.mtime == meta.mtime
+            && hit.ctime == meta.ctime
+            && hit.ino == meta.ino;
+        if same {
+            hit.xattrs.clone()
+        } else {
+            None
+        }
+    }
+
+    fn insert(
+        &self,
+        path: &str,
+        meta: &Metadata,
+        chunks: &[ChunkRef],
+        xattrs: Option<Vec<(String, Vec<u8>)>>,
+    ) {
         self.entries.lock().insert(
             path.to_owned(),
             CacheEntry {
@@ -93,6 +117,7 @@ impl StatCache {
                 ctime: meta.ctime,
                 ino: meta.ino,
                 chunks: chunks.to_vec(),
+                xattrs,
             },
         );
     }
@@ -339,10 +364,162 @@ pub(crate) async fn store_new(
         .await
 }
 
+/// How many bytes of a file are buffered at most: the chunks that start early enough in
+/// this window (at least one maximum chunk before its end, or anywhere at the end of the
+/// file) are cut, hashed and compressed in one go on the blocking pool, and the rest
+/// carried over. Two maximum chunks keep the carried-over copy at most one window.
+const WINDOW: usize = 2 * CHUNK_MAX as usize;
+
+/// One chunk cut from a window: its place there, its id, and its compressed bytes when
+/// it was small enough to compress speculatively in the same hop.
+struct CutChunk {
+    offset: usize,
+    len: usize,
+    id: Digest,
+    compressed: Option<Result<Vec<u8>>>,
+}
+
+/// Cuts the chunks of `buf` that are final (FastCDC decides a cut from the bytes after
+/// the chunk's start only, up to one maximum chunk), hashes them and compresses the small
+/// ones. Returns the chunks and how many bytes of `buf` they cover.
+fn cut_window(buf: &[u8], eof: bool, compress_small: bool) -> (Vec<CutChunk>, usize) {
+    let mut out = Vec::new();
+    let mut consumed = 0;
+    for c in FastCDC::new(buf, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX) {
+        if !eof && c.offset + CHUNK_MAX as usize > buf.len() {
+            break;
+        }
+        let data = &buf[c.offset..c.offset + c.length];
+        let compressed = (compress_small && c.length < BLOCKING_THRESHOLD).then(|| compress(data));
+        out.push(CutChunk {
+            offset: c.offset,
+            len: c.length,
+            id: Digest::of(data),
+            compressed,
+        });
+        consumed = c.offset + c.length;
+    }
+    (out, consumed)
+}
+
+fn join_error(operation: &'static str, err: tokio::task::JoinError) -> VfsError {
+    VfsError::new(ErrorKind::Io, operation).with_source(err)
+}
+
+/// One permit per core: hashing and compression jobs wait for one before they take a
+/// blocking thread, so they never crowd out the task that reads the files (a driver may
+/// read on the calling thread) and their buffers in flight stay bounded.
+fn cpu_permits() -> Arc<tokio::sync::Semaphore> {
+    static CPU: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    CPU.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(tokio::sync::Semaphore::new(cores))
+    })
+    .clone()
+}
+
+/// Runs CPU-bound `job` on the blocking pool once a core is free.
+pub(crate) async fn on_cpu<T: Send + 'static>(
+    operation: &'static str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let permit = cpu_permits()
+        .acquire_owned()
+        .await
+        .map_err(|err| VfsError::new(ErrorKind::Io, operation).with_source(err))?;
+    tokio::task::spawn_blocking(move || {
+        let out = job();
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|err| join_error(operation, err))
+}
+
+/// Stores the chunks cut from one window, in order: the new large ones are compressed
+/// concurrently on the blocking pool, each claimed first so no two writers compress it.
+async fn store_window(
+    repo: &Repository,
+    buf: &Arc<Vec<u8>>,
+    cut: Vec<CutChunk>,
+    counters: &Counters,
+) -> Result<Vec<ChunkRef>> {
+    let mut refs = Vec::with_capacity(cut.len());
+    let mut jobs = Vec::new();
+    for c in cut {
+        refs.push(ChunkRef {
+            id: c.id,
+            len: c.len as u32,
+        });
+        if counters.dry_run {
+            continue;
+        }
+        if !repo.reserve_blob(c.id) {
+            counters.chunks_reused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match c.compressed {
+            Some(compressed) => jobs.push((c.id, c.len, None, Some(compressed))),
+            None => {
+                let buf = buf.clone();
+                let (offset, len) = (c.offset, c.len);
+                let job = tokio::spawn(on_cpu("compress", move || {
+                    compress(&buf[offset..offset + len])
+                }));
+                jobs.push((c.id, c.len, Some(job), None));
+            }
+        }
+    }
+    let mut first_error = None;
+    for (id, len, job, ready) in jobs {
+        let compressed = match (job, ready) {
+            (Some(job), _) => job
+                .await
+                .map_err(|e| join_error("compress", e))
+                .and_then(|r| r)
+                .and_then(|r| r),
+            (None, Some(ready)) => ready,
+            (None, None) => unreachable!("a job or its result"),
+        };
+        let result = match (compressed, first_error.is_some()) {
+            (Ok(compressed), false) => {
+                counters.chunks_new.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes_new
+                    .fetch_add(compressed.len() as u64, Ordering::Relaxed);
+                repo.push_blob(
+                    id,
+                    BlobKind::Chunk,
+                    len,
+                    compressed,
+                    &counters.objects_written,
+                )
+                .await
+            }
+            (Ok(_), true) => {
+                repo.release_blob(&id);
+                Ok(())
+            }
+            (Err(err), _) => {
+                repo.release_blob(&id);
+                Err(err)
+            }
+        };
+        if let Err(err) = result {
+            first_error.get_or_insert(err);
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(refs),
+    }
+}
+
 /// Reads a file in one pass, cutting it into content-defined chunks as it goes, so memory
-/// stays at one maximum chunk plus one read whatever the file's size. The file's size,
-/// mtime and ctime are compared before and after the pass; a change means the content may
-/// be torn, and the file is read again.
+/// stays at one window (two maximum chunks) plus one read whatever the file's size;
+/// cutting, hashing and compressing run on the blocking pool, so files read at once use
+/// every core. The file's size, mtime and ctime are compared before and after the pass;
+/// a change means the content may be torn, and the file is read again.
 async fn read_file(
     repo: &Repository,
     fs: &dyn FileSystem,
@@ -351,6 +528,7 @@ async fn read_file(
     counters: &Counters,
 ) -> Result<FileRead> {
     let mut attempt = 0;
+    let compress_small = !counters.dry_run;
     loop {
         attempt += 1;
         let handle = fs.open(path, OpenOptions::read_only()).await?;
@@ -359,28 +537,42 @@ async fn read_file(
         let mut offset = 0u64;
         let mut eof = false;
         loop {
-            while !eof && buf.len() < CHUNK_MAX as usize {
-                let data = handle.read_at(offset, READ_SIZE).await?;
+            while !eof && buf.len() < WINDOW {
+                let want = READ_SIZE.min(WINDOW - buf.len());
+                let data = handle.read_at(offset, want).await?;
                 if data.is_empty() {
                     eof = true;
                 } else {
                     offset += data.len() as u64;
+                    if buf.is_empty() && data.len() < BLOCKING_THRESHOLD {
+                        buf.reserve_exact(data.len());
+                    }
                     buf.extend_from_slice(&data);
+                    // A short read at the size the walk saw is the end: it saves asking
+                    // again. Growth since is caught by the stat after the pass.
+                    if data.len() < want && offset >= before.size {
+                        eof = true;
+                    }
                 }
             }
             if buf.is_empty() {
                 break;
             }
-            // With a full window (or at the end) the first cut point is final: FastCDC
-            // decides it from the bytes after the chunk's start only.
-            let cut = FastCDC::new(&buf, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
-                .next()
-                .map(|c| c.length)
-                .unwrap_or(buf.len())
-                .clamp(1, buf.len());
-            let rest = buf.split_off(cut);
-            let chunk = std::mem::replace(&mut buf, rest);
-            chunks.push(store_chunk(repo, chunk, counters).await?);
+            let (cut, consumed, window) = if eof && buf.len() < BLOCKING_THRESHOLD {
+                // A small file: a thread hop would cost more than the work.
+                let (cut, consumed) = cut_window(&buf, eof, compress_small);
+                (cut, consumed, buf)
+            } else {
+                on_cpu("snapshot", move || {
+                    let (cut, consumed) = cut_window(&buf, eof, compress_small);
+                    (cut, consumed, buf)
+                })
+                .await?
+            };
+            let window = Arc::new(window);
+            chunks.extend(store_window(repo, &window, cut, counters).await?);
+            buf = Arc::try_unwrap(window).unwrap_or_else(|shared| shared.as_ref().clone());
+            buf.drain(..consumed);
         }
         let after = handle.stat().await?;
         let _ = handle.close().await;
@@ -465,6 +657,7 @@ impl Repository {
         let jobs = files.iter().map(|&i| {
             let path = nodes[i].path.clone();
             let meta = nodes[i].meta.clone();
+            let xattrs = nodes[i].attrs.xattrs.clone();
             let counters = &counters;
             let cache = options.stat_cache.clone();
             async move {
@@ -487,10 +680,13 @@ impl Repository {
                         }
                     }
                 }
+                let walk_ctime = meta.ctime;
                 match read_file(self, fs, &path, meta, counters).await {
                     Ok(read) => {
                         if let (Some(cache), false) = (&cache, read.unstable) {
-                            cache.insert(path.as_str(), &read.meta, &read.chunks);
+                            // The walk's xattrs belong to the walk's ctime only.
+                            let xattrs = (read.meta.ctime == walk_ctime).then_some(xattrs);
+                            cache.insert(path.as_str(), &read.meta, &read.chunks, xattrs);
                         }
                         (i, Ok(Some(read)))
                     }
@@ -727,7 +923,15 @@ impl Repository {
                     Err(err) => return Err(err),
                 },
             };
-            let xattrs = match read_xattrs(fs, &path, meta.kind).await {
+            let cached = match (&options.stat_cache, meta.kind) {
+                (Some(cache), FileKind::File) => cache.lookup_xattrs(path.as_str(), &meta),
+                _ => None,
+            };
+            let xattrs = match cached {
+                Some(x) => Ok(x),
+                None => read_xattrs(fs, &path, meta.kind).await,
+            };
+            let xattrs = match xattrs {
                 Ok(x) => x,
                 Err(err) if is_gone(&err) => {
                     stats.vanished.push(path.to_string());

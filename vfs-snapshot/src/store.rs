@@ -194,8 +194,81 @@ fn check_tag(name: &str) -> Result<()> {
     }
 }
 
+thread_local! {
+    /// One zstd context per thread, reused: creating one costs more than compressing a
+    /// small blob. Reuse does not change the output (same level, one frame per call).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 pub(crate) fn compress(data: &[u8]) -> Result<Vec<u8>> {
-    zstd::bulk::compress(data, ZSTD_LEVEL).map_err(|err| VfsError::from_io("compress", err))
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match cell.as_mut() {
+            Some(c) => c,
+            None => cell.insert(
+                zstd::bulk::Compressor::new(ZSTD_LEVEL)
+                    .map_err(|err| VfsError::from_io("compress", err))?,
+            ),
+        };
+        compressor
+            .compress(data)
+            .map_err(|err| VfsError::from_io("compress", err))
+    })
+}
+
+/// Decompresses one blob of `capacity` bytes at most, with this thread's context.
+pub(crate) fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match cell.as_mut() {
+            Some(d) => d,
+            None => cell.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(data, capacity)
+    })
+}
+
+/// Reads a located blob from its pack, decompresses it and checks its digest.
+async fn fetch_located(
+    store: &dyn ObjectStore,
+    id: &Digest,
+    location: BlobLocation,
+) -> std::result::Result<Bytes, (bool, VfsError)> {
+    let key = pack_key(&location.pack);
+    let range = location.offset..location.offset + u64::from(location.length);
+    let path = StorePath::from(key.as_str());
+    let raw = match store.get_range(&path, range).await {
+        Ok(raw) => raw,
+        Err(err) => {
+            let missing = matches!(err, object_store::Error::NotFound { .. });
+            let err = VfsError::new(ErrorKind::Io, "read blob")
+                .with_path(format!("blob {id} in {key}"))
+                .with_detail(if missing {
+                    "the pack is missing"
+                } else {
+                    "the store failed"
+                })
+                .with_source(err);
+            return Err((missing, err));
+        }
+    };
+    let name = format!("blob {id} in {key}");
+    let data = decompress(&raw, location.raw_length as usize).map_err(|err| {
+        (
+            false,
+            corrupt("read blob", &name, "does not decompress").with_source(err),
+        )
+    })?;
+    if Digest::of(&data) != *id {
+        return Err((
+            false,
+            corrupt("read blob", &name, "content does not match its digest"),
+        ));
+    }
+    Ok(Bytes::from(data))
 }
 
 impl Repository {
@@ -533,38 +606,35 @@ impl Repository {
                 .with_detail("no index names this blob: the store is missing it");
             return Err((true, err));
         };
-        let key = pack_key(&location.pack);
-        let range = location.offset..location.offset + u64::from(location.length);
-        let path = StorePath::from(key.as_str());
-        let raw = match self.store.get_range(&path, range).await {
-            Ok(raw) => raw,
-            Err(err) => {
-                let missing = matches!(err, object_store::Error::NotFound { .. });
-                let err = VfsError::new(ErrorKind::Io, "read blob")
-                    .with_path(format!("blob {id} in {key}"))
-                    .with_detail(if missing {
-                        "the pack is missing"
-                    } else {
-                        "the store failed"
-                    })
-                    .with_source(err);
-                return Err((missing, err));
-            }
-        };
-        let name = format!("blob {id} in {key}");
-        let data = zstd::bulk::decompress(&raw, location.raw_length as usize).map_err(|err| {
-            (
-                false,
-                corrupt("read blob", &name, "does not decompress").with_source(err),
-            )
-        })?;
-        if Digest::of(&data) != *id {
-            return Err((
-                false,
-                corrupt("read blob", &name, "content does not match its digest"),
-            ));
+        fetch_located(self.store.as_ref(), id, location).await
+    }
+
+    /// As `read_blob`, started at once as its own task, so several blobs are fetched,
+    /// decompressed and checked at the same time on every core; the future resolves to
+    /// the blob. Needs a tokio runtime.
+    pub(crate) fn spawn_read_blob(
+        &self,
+        id: Digest,
+    ) -> impl std::future::Future<Output = Result<Bytes>> + Send + 'static {
+        let store = self.store.clone();
+        let location = self.locate(&id);
+        let task = tokio::spawn(async move {
+            let Some(location) = location else {
+                return Err(VfsError::new(ErrorKind::Io, "read blob")
+                    .with_path(format!("blob {id}"))
+                    .with_detail("no index names this blob: the store is missing it"));
+            };
+            fetch_located(store.as_ref(), &id, location)
+                .await
+                .map_err(|(_, err)| err)
+        });
+        async move {
+            task.await.map_err(|err| {
+                VfsError::new(ErrorKind::Io, "read blob")
+                    .with_path(format!("blob {id}"))
+                    .with_source(err)
+            })?
         }
-        Ok(Bytes::from(data))
     }
 
     /// Reads and parses a tree blob.

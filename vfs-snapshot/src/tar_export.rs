@@ -1,10 +1,15 @@
 //! Export of a snapshot as a tar stream (POSIX pax), plain or zstd-compressed.
 
+use std::collections::VecDeque;
 use std::io::Write;
+
+use bytes::Bytes;
+use futures::future::Either;
+use futures::{FutureExt, StreamExt};
 
 use vfs_core::{ErrorKind, FileKind, Result, VfsError};
 
-use crate::digest::SnapshotId;
+use crate::digest::{Digest, SnapshotId};
 use crate::store::Repository;
 use crate::tree::{Attrs, Node};
 
@@ -57,6 +62,40 @@ fn dev_major(rdev: u64) -> u32 {
 
 fn dev_minor(rdev: u64) -> u32 {
     ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32
+}
+
+/// How many items (headers and chunks) the export fetches ahead of the writer: at most
+/// this many chunks are in memory at once.
+const FETCH_WINDOW: usize = 16;
+
+/// A header to write, owned, as the export walk queues it.
+struct OwnedEntry {
+    path: String,
+    kind: tar::EntryType,
+    attrs: Attrs,
+    size: u64,
+    link: Option<String>,
+    rdev: u64,
+}
+
+/// One step of the export, in output order.
+enum ExportItem {
+    /// A header; `true` when the entry is complete with it (not a regular file).
+    Header(OwnedEntry, bool),
+    /// A chunk to fetch.
+    Chunk(Digest),
+    /// A fetched chunk's content.
+    Data(Bytes),
+    /// A regular file's end: its path and size.
+    EndFile(String, u64),
+    /// A socket left out.
+    Skipped(String),
+}
+
+/// The export walk: nodes still to visit (popped from the end) and the items planned.
+struct ExportWalk {
+    pending: Vec<(String, Node)>,
+    queue: VecDeque<ExportItem>,
 }
 
 struct TarEntry<'a> {
@@ -142,8 +181,9 @@ impl Repository {
     /// (`SCHILY.xattr.*`, as GNU tar and bsdtar read them) and, past 100 bytes, its path or
     /// link target. The root is `./`; other paths are relative (`etc/hosts`, `etc/`).
     /// Later links of a hard-linked file are hard-link entries naming the first. Content is
-    /// fetched and checked one chunk at a time, so memory does not grow with file size; a
-    /// corrupt or missing chunk stops the export with `EIO` naming it.
+    /// fetched and checked as tasks, a bounded window of chunks ahead of the writer, so
+    /// memory does not grow with file size; a corrupt or missing chunk stops the export
+    /// with `EIO` naming it. Needs a tokio runtime.
     ///
     /// ```
     /// # async fn demo(repo: &vfs_snapshot::Repository, id: vfs_snapshot::SnapshotId) -> vfs_core::Result<()> {
@@ -157,75 +197,59 @@ impl Repository {
         mut out: W,
     ) -> Result<ExportStats> {
         let mut stats = ExportStats::default();
-        let mut pending: Vec<(String, Node)> = vec![(String::new(), Node::Directory { tree: *id })];
-        while let Some((rel, node)) = pending.pop() {
-            match node {
-                Node::Directory { tree } => {
-                    let tree = self.read_tree(&tree).await?;
-                    let path = if rel.is_empty() {
-                        "./".to_owned()
-                    } else {
-                        format!("{rel}/")
-                    };
+        let start = ExportWalk {
+            pending: vec![(String::new(), Node::Directory { tree: *id })],
+            queue: VecDeque::new(),
+        };
+        // The walk yields headers and chunk ids in output order; chunks are fetched,
+        // decompressed and checked as tasks, up to FETCH_WINDOW items ahead of the writer,
+        // so memory stays bounded while every core works.
+        let items = futures::stream::unfold(start, move |mut walk| async move {
+            loop {
+                if let Some(item) = walk.queue.pop_front() {
+                    return Some((Ok(item), walk));
+                }
+                let (rel, node) = walk.pending.pop()?;
+                if let Err(err) = self.plan(rel, node, &mut walk).await {
+                    walk.pending.clear();
+                    return Some((Err(err), walk));
+                }
+            }
+        });
+        let mut ready = std::pin::pin!(items
+            .map(|item| match item {
+                Ok(ExportItem::Chunk(id)) => Either::Left(
+                    self.spawn_read_blob(id)
+                        .map(|data| data.map(ExportItem::Data)),
+                ),
+                other => Either::Right(futures::future::ready(other)),
+            })
+            .buffered(FETCH_WINDOW));
+        let mut written = 0u64;
+        while let Some(item) = ready.next().await {
+            match item? {
+                ExportItem::Header(entry, counts) => {
                     write_headers(
                         &mut out,
                         &TarEntry {
-                            path,
-                            kind: tar::EntryType::Directory,
-                            attrs: &tree.attrs,
-                            size: 0,
-                            link: None,
-                            rdev: 0,
+                            path: entry.path,
+                            kind: entry.kind,
+                            attrs: &entry.attrs,
+                            size: entry.size,
+                            link: entry.link.as_deref(),
+                            rdev: entry.rdev,
                         },
                     )?;
-                    stats.entries += 1;
-                    for entry in tree.entries.into_iter().rev() {
-                        let child = if rel.is_empty() {
-                            entry.name
-                        } else {
-                            format!("{rel}/{}", entry.name)
-                        };
-                        pending.push((child, entry.node));
+                    written = 0;
+                    if counts {
+                        stats.entries += 1;
                     }
                 }
-                Node::File {
-                    attrs,
-                    size,
-                    chunks,
-                    hardlink,
-                } => {
-                    if let Some(first) = &hardlink {
-                        write_headers(
-                            &mut out,
-                            &TarEntry {
-                                path: rel,
-                                kind: tar::EntryType::Link,
-                                attrs: &attrs,
-                                size: 0,
-                                link: Some(first),
-                                rdev: 0,
-                            },
-                        )?;
-                        stats.entries += 1;
-                        continue;
-                    }
-                    write_headers(
-                        &mut out,
-                        &TarEntry {
-                            path: rel.clone(),
-                            kind: tar::EntryType::Regular,
-                            attrs: &attrs,
-                            size,
-                            link: None,
-                            rdev: 0,
-                        },
-                    )?;
-                    let mut written = 0u64;
-                    for chunk in &chunks {
-                        let data = self.read_blob(&chunk.id).await?;
-                        out.write_all(&data).map_err(io_error)?;
-                        written += data.len() as u64;
-                    }
+                ExportItem::Data(data) => {
+                    out.write_all(&data).map_err(io_error)?;
+                    written += data.len() as u64;
+                }
+                ExportItem::EndFile(rel, size) => {
                     if written != size {
                         return Err(VfsError::new(ErrorKind::Io, "export tar")
                             .with_path(rel)
@@ -235,55 +259,98 @@ impl Repository {
                     stats.entries += 1;
                     stats.bytes += written;
                 }
-                Node::Symlink { attrs, target } => {
-                    write_headers(
-                        &mut out,
-                        &TarEntry {
-                            path: rel,
-                            kind: tar::EntryType::Symlink,
-                            attrs: &attrs,
-                            size: 0,
-                            link: Some(&target),
-                            rdev: 0,
-                        },
-                    )?;
-                    stats.entries += 1;
-                }
-                Node::Special {
-                    kind,
-                    attrs,
-                    rdev,
-                    hardlink,
-                } => {
-                    let (kind, link) = match (&hardlink, kind) {
-                        (_, FileKind::Socket) => {
-                            stats.skipped.push(rel);
-                            continue;
-                        }
-                        (Some(first), _) => (tar::EntryType::Link, Some(first.as_str())),
-                        (None, FileKind::Fifo) => (tar::EntryType::Fifo, None),
-                        (None, FileKind::CharDevice) => (tar::EntryType::Char, None),
-                        (None, _) => (tar::EntryType::Block, None),
-                    };
-                    write_headers(
-                        &mut out,
-                        &TarEntry {
-                            path: rel,
-                            kind,
-                            attrs: &attrs,
-                            size: 0,
-                            link,
-                            rdev,
-                        },
-                    )?;
-                    stats.entries += 1;
-                }
+                ExportItem::Skipped(rel) => stats.skipped.push(rel),
+                ExportItem::Chunk(_) => unreachable!("chunks are fetched"),
             }
         }
         // The end-of-archive marker: two zero blocks.
         out.write_all(&[0u8; 1024]).map_err(io_error)?;
         out.flush().map_err(io_error)?;
         Ok(stats)
+    }
+
+    /// Turns one node of the export walk into the items it writes, in order.
+    async fn plan(&self, rel: String, node: Node, walk: &mut ExportWalk) -> Result<()> {
+        let header =
+            |path: String, kind, attrs: Attrs, size, link: Option<String>, rdev| OwnedEntry {
+                path,
+                kind,
+                attrs,
+                size,
+                link,
+                rdev,
+            };
+        match node {
+            Node::Directory { tree } => {
+                let tree = self.read_tree(&tree).await?;
+                let path = if rel.is_empty() {
+                    "./".to_owned()
+                } else {
+                    format!("{rel}/")
+                };
+                walk.queue.push_back(ExportItem::Header(
+                    header(path, tar::EntryType::Directory, tree.attrs, 0, None, 0),
+                    true,
+                ));
+                for entry in tree.entries.into_iter().rev() {
+                    let child = if rel.is_empty() {
+                        entry.name
+                    } else {
+                        format!("{rel}/{}", entry.name)
+                    };
+                    walk.pending.push((child, entry.node));
+                }
+            }
+            Node::File {
+                attrs,
+                size,
+                chunks,
+                hardlink,
+            } => {
+                if let Some(first) = hardlink {
+                    walk.queue.push_back(ExportItem::Header(
+                        header(rel, tar::EntryType::Link, attrs, 0, Some(first), 0),
+                        true,
+                    ));
+                    return Ok(());
+                }
+                walk.queue.push_back(ExportItem::Header(
+                    header(rel.clone(), tar::EntryType::Regular, attrs, size, None, 0),
+                    false,
+                ));
+                walk.queue
+                    .extend(chunks.iter().map(|chunk| ExportItem::Chunk(chunk.id)));
+                walk.queue.push_back(ExportItem::EndFile(rel, size));
+            }
+            Node::Symlink { attrs, target } => {
+                walk.queue.push_back(ExportItem::Header(
+                    header(rel, tar::EntryType::Symlink, attrs, 0, Some(target), 0),
+                    true,
+                ));
+            }
+            Node::Special {
+                kind,
+                attrs,
+                rdev,
+                hardlink,
+            } => {
+                let (kind, link) = match (hardlink, kind) {
+                    (_, FileKind::Socket) => {
+                        walk.queue.push_back(ExportItem::Skipped(rel));
+                        return Ok(());
+                    }
+                    (Some(first), _) => (tar::EntryType::Link, Some(first)),
+                    (None, FileKind::Fifo) => (tar::EntryType::Fifo, None),
+                    (None, FileKind::CharDevice) => (tar::EntryType::Char, None),
+                    (None, _) => (tar::EntryType::Block, None),
+                };
+                walk.queue.push_back(ExportItem::Header(
+                    header(rel, kind, attrs, 0, link, rdev),
+                    true,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// As [`Repository::export_tar`], compressed with zstd at `level` (3 is zstd's
