@@ -6,131 +6,22 @@
 //! `cargo bench --bench object` (about a minute); `-- --quick` for a smaller run (16 MiB,
 //! 200 files).
 
+#[allow(dead_code)]
+#[path = "../tests/common/faulty_store.rs"]
+mod faulty_store;
 #[path = "../tests/common/moto.rs"]
 mod moto;
 
-use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use faulty_store::{Faults, Faulty};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use vfs_core::{FileSystem, OpenOptions, VfsPath};
 use vfs_drivers::object::{ObjectFs, Tuning};
-
-/// Counts every request a store makes (a multipart part is one request).
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn ObjectStore>,
-    requests: Arc<AtomicUsize>,
-}
-
-impl fmt::Display for Counting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Counting({})", self.inner)
-    }
-}
-
-#[derive(Debug)]
-struct CountingUpload {
-    inner: Box<dyn MultipartUpload>,
-    requests: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl MultipartUpload for CountingUpload {
-    fn put_part(&mut self, data: PutPayload) -> UploadPart {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.put_part(data)
-    }
-
-    async fn complete(&mut self) -> object_store::Result<PutResult> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.complete().await
-    }
-
-    async fn abort(&mut self) -> object_store::Result<()> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.abort().await
-    }
-}
-
-impl Counting {
-    fn count(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Counting {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.count();
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.count();
-        let inner = self.inner.put_multipart_opts(location, opts).await?;
-        Ok(Box::new(CountingUpload {
-            inner,
-            requests: self.requests.clone(),
-        }))
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.count();
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.count();
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.count();
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.count();
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.count();
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 struct Row {
     what: String,
@@ -159,15 +50,15 @@ fn print(rows: &[Row]) {
     }
 }
 
-async fn measure<F, Fut>(requests: &AtomicUsize, run: F) -> (Duration, usize)
+async fn measure<F, Fut>(requests: &Faults, run: F) -> (Duration, usize)
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    requests.store(0, Ordering::SeqCst);
+    requests.reset_counts();
     let started = Instant::now();
     run().await;
-    (started.elapsed(), requests.load(Ordering::SeqCst))
+    (started.elapsed(), requests.total_requests())
 }
 
 fn p(path: &str) -> VfsPath {
@@ -197,10 +88,11 @@ async fn main() {
         .with_allow_http(true)
         .build()
         .expect("an s3 client");
-    let requests = Arc::new(AtomicUsize::new(0));
-    let store: Arc<dyn ObjectStore> = Arc::new(Counting {
+    // Unarmed, the fault wrapper only counts (a multipart part is one request).
+    let requests = Arc::new(Faults::default());
+    let store: Arc<dyn ObjectStore> = Arc::new(Faulty {
         inner: Arc::new(s3),
-        requests: requests.clone(),
+        faults: requests.clone(),
     });
     let tuning = Tuning {
         timeout: Duration::from_secs(120),

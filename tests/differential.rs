@@ -42,8 +42,6 @@
 
 #[path = "differential/driver.rs"]
 mod driver;
-#[path = "common/forward.rs"]
-mod forward;
 #[path = "differential/host.rs"]
 mod host;
 #[path = "differential/ops.rs"]
@@ -85,7 +83,7 @@ fn default_methods_match_linux_tmpfs() {
             make: |_| {
                 let memory: Arc<dyn FileSystem> = Arc::new(memory_fs());
                 Made::empty(Arc::new(
-                    forward::Forward::new(memory, "defaults-only").with_xattrs(),
+                    vfs_core::conformance::Forward::new(memory, "defaults-only").with_xattrs(),
                 ))
             },
             dir_nlink: true,

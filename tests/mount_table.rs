@@ -10,9 +10,7 @@ use vfs_core::{
 };
 use vfs_drivers::memory::MemoryFs;
 
-#[path = "common/forward.rs"]
-mod forward;
-use forward::Forward;
+use vfs_core::conformance::Forward;
 
 fn p(path: &str) -> VfsPath {
     VfsPath::new(path).expect("valid test path")

@@ -16,9 +16,7 @@ use vfs_core::{
 use vfs_drivers::memory::MemoryFs;
 use vfs_drivers::overlay::{OverlayFactory, OverlayFs, COPY_CHUNK};
 
-#[path = "common/forward.rs"]
-mod forward;
-use forward::Forward;
+use vfs_core::conformance::Forward;
 
 fn p(path: &str) -> VfsPath {
     VfsPath::new(path).expect("valid test path")

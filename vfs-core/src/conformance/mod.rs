@@ -75,8 +75,11 @@ use crate::{
 /// own.
 pub use tokio;
 
+pub use forward::Forward;
+
 pub mod dirs;
 pub mod files;
+mod forward;
 pub mod handles;
 pub mod hard_links;
 pub mod limits;

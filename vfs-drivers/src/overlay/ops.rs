@@ -158,11 +158,9 @@ impl OverlayFs {
             return Err(fail(ErrorKind::NotADirectory, OP, path));
         }
         if top.layer != UPPER {
-            self.copy_up_chain(&mut resolved.chain).await?;
-            self.create_whiteout(&parent.path, &name).await?;
-            self.open_lowers
-                .unlinked(&(top.layer, resolved.path.as_str().to_owned()));
-            return Ok(());
+            return self
+                .hide_lower_entry(&mut resolved, &parent.path, &name, top.layer)
+                .await;
         }
         // The whiteout goes in first (the upper entry beside it still wins), so the lower
         // entry never shows through, even for a moment.
@@ -176,6 +174,22 @@ impl OverlayFs {
             }
             return Err(err);
         }
+        Ok(())
+    }
+
+    /// Removes an entry that only lowers hold: a whiteout beside it in the upper hides it,
+    /// and the handles open on it see it unlinked.
+    async fn hide_lower_entry(
+        &self,
+        resolved: &mut Resolved,
+        parent: &VfsPath,
+        name: &str,
+        layer: usize,
+    ) -> Result<()> {
+        self.copy_up_chain(&mut resolved.chain).await?;
+        self.create_whiteout(parent, name).await?;
+        self.open_lowers
+            .unlinked(&(layer, resolved.path.as_str().to_owned()));
         Ok(())
     }
 
@@ -196,13 +210,9 @@ impl OverlayFs {
             return Err(fail(ErrorKind::DirectoryNotEmpty, OP, path));
         }
         if top.layer != UPPER {
-            // It lives only in lowers: a whiteout hides it.
-            self.copy_up_chain(&mut resolved.chain).await?;
-            self.create_whiteout(&parent.path, &name).await?;
-            // Its open handles see it removed.
-            self.open_lowers
-                .unlinked(&(top.layer, resolved.path.as_str().to_owned()));
-            return Ok(());
+            return self
+                .hide_lower_entry(&mut resolved, &parent.path, &name, top.layer)
+                .await;
         }
         let whiteout = self.exists_below(&parent, &name, UPPER).await?;
         if whiteout {

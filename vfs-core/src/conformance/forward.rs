@@ -1,26 +1,38 @@
 //! A filesystem that forwards only the trait's required methods (and, on request, xattrs
 //! and shutdown) to an inner one, so everything else runs the trait's default methods.
-//! Tests build probes from it: a driver with capabilities switched off, a shutdown that
-//! counts or fails, the defaults-only view of a driver.
-
-#![allow(dead_code)]
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use vfs_core::{
-    async_trait, Capabilities, DirEntry, FileHandle, FileSystem, Metadata, OpenOptions, Result,
-    SetTime, StatFs, VfsPath, XattrMode,
+
+use crate::{
+    Capabilities, DirEntry, ErrorKind, FileHandle, FileSystem, Metadata, OpenOptions, Result,
+    SetTime, StatFs, VfsError, VfsPath, XattrMode,
 };
 
 type ShutdownHook = Box<dyn Fn() -> Result<()> + Send + Sync>;
+type OpenHook = Box<dyn Fn(&VfsPath) -> Result<()> + Send + Sync>;
 
+/// Tests build probes from it: a driver with capabilities switched off, a shutdown that
+/// counts or fails, an `open` that fails for chosen paths, the defaults-only view of a
+/// driver (the differential test runs the trait's defaults through it).
+///
+/// ```
+/// use std::sync::Arc;
+/// use vfs_core::conformance::Forward;
+/// use vfs_core::{FileSystem, MountTable};
+///
+/// let probe = Forward::new(Arc::new(MountTable::new()), "probe").on_shutdown(|| Ok(()));
+/// assert_eq!(probe.kind(), "probe");
+/// ```
 pub struct Forward {
     inner: Arc<dyn FileSystem>,
     kind: &'static str,
     capabilities: Capabilities,
     xattrs: bool,
     shutdown: Option<ShutdownHook>,
+    before_open: Option<OpenHook>,
 }
 
 impl Forward {
@@ -33,7 +45,17 @@ impl Forward {
             kind,
             xattrs: false,
             shutdown: None,
+            before_open: None,
         }
+    }
+
+    /// Runs `hook` before every `open`; an error it returns is the open's (fault injection).
+    pub fn before_open(
+        mut self,
+        hook: impl Fn(&VfsPath) -> Result<()> + Send + Sync + 'static,
+    ) -> Forward {
+        self.before_open = Some(Box::new(hook));
+        self
     }
 
     /// Reports these capabilities instead of the inner filesystem's.
@@ -64,6 +86,9 @@ impl FileSystem for Forward {
         self.capabilities
     }
     async fn open(&self, path: &VfsPath, options: OpenOptions) -> Result<Box<dyn FileHandle>> {
+        if let Some(hook) = &self.before_open {
+            hook(path)?;
+        }
         self.inner.open(path, options).await
     }
     async fn stat(&self, path: &VfsPath) -> Result<Metadata> {
@@ -147,6 +172,6 @@ impl FileSystem for Forward {
 }
 
 /// What the trait's default xattr methods answer.
-fn unsupported(operation: &'static str, path: &VfsPath) -> vfs_core::VfsError {
-    vfs_core::VfsError::new(vfs_core::ErrorKind::Unsupported, operation).with_path(path.as_str())
+fn unsupported(operation: &'static str, path: &VfsPath) -> VfsError {
+    VfsError::new(ErrorKind::Unsupported, operation).with_path(path.as_str())
 }
