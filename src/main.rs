@@ -1,0 +1,3 @@
+//! The `vfs` command line: placeholder until the CLI lands.
+
+fn main() {}
