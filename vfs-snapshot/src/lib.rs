@@ -41,6 +41,7 @@ mod store;
 mod tar_export;
 mod tar_import;
 mod tree;
+mod url;
 mod verify;
 
 pub use agentos::{
@@ -61,4 +62,5 @@ pub use store::{BlobKind, BlobLocation, Repository, SnapshotInfo, FORMAT_VERSION
 pub use tar_export::ExportStats;
 pub use tar_import::ImportOptions;
 pub use tree::{Attrs, ChunkRef, Entry, Node, Tree};
+pub use url::StoreUrl;
 pub use verify::{Problem, ProblemKind, VerifyReport};
