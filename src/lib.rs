@@ -11,6 +11,10 @@
 //!
 //! [`registry`] gives a driver registry holding every driver the workspace ships.
 //!
+//! On top of them, [`actions`] holds the serializable actions (`mountFs`, `unmountFs`,
+//! `snapshotRootFilesystem`, ...) and the [`actions::Vfs`] that runs them, and [`server`]
+//! serves those actions as JSON-RPC 2.0 over stdio or a Unix socket (PROTOCOL.md).
+//!
 //! ```
 //! use std::sync::Arc;
 //! use vfs_layer::core::{FileSystem, MountOptions, MountTable, VfsPath};
@@ -25,6 +29,11 @@
 //! assert_eq!(root.read_file(&VfsPath::new("/work/notes.txt")?).await?, "hello");
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
+
+pub mod actions;
+pub mod server;
 
 pub use vfs_core as core;
 pub use vfs_drivers as drivers;

@@ -1,0 +1,377 @@
+//! One client connection: requests read in order, run concurrently, answered as they
+//! finish; events pushed as notifications.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::task::JoinSet;
+use vfs_core::ErrorKind;
+
+use super::frame::{read_frame, write_message, FrameError, Limits, Message};
+use crate::actions::{Action, ActionError, Vfs};
+
+/// JSON-RPC 2.0 error codes.
+pub(crate) mod code {
+    /// Not JSON, or not UTF-8.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// JSON, but not a request; also frame errors.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// No such action.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The params do not fit the action.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The action ran and failed.
+    pub const ACTION_FAILED: i64 = -32000;
+}
+
+/// How many outgoing messages may wait for a slow client before requests and events
+/// wait for it in turn.
+const OUTGOING_BACKLOG: usize = 256;
+
+/// The members a request may have.
+const REQUEST_MEMBERS: &[&str] = &["jsonrpc", "id", "method", "params", "attachments"];
+
+struct RpcError {
+    rpc_code: i64,
+    error: ActionError,
+}
+
+impl RpcError {
+    fn new(rpc_code: i64, kind: ErrorKind, message: impl Into<String>) -> RpcError {
+        RpcError {
+            rpc_code,
+            error: ActionError::new(kind, message),
+        }
+    }
+
+    fn invalid_request(message: impl Into<String>) -> RpcError {
+        RpcError::new(code::INVALID_REQUEST, ErrorKind::InvalidInput, message)
+    }
+
+    fn message(&self, id: &Value) -> Message {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {
+                "code": self.rpc_code,
+                "message": self.error.to_string(),
+                "data": self.error,
+            }
+        });
+        Message {
+            json: body.to_string().into_bytes(),
+            attachments: Vec::new(),
+        }
+    }
+}
+
+fn frame_error(err: &FrameError, what: &str) -> Option<RpcError> {
+    match err {
+        FrameError::TooLarge { length, max } => Some(RpcError::new(
+            code::INVALID_REQUEST,
+            ErrorKind::FileTooLarge,
+            format!("{what} frame of {length} bytes is over the limit of {max} bytes"),
+        )),
+        FrameError::Truncated { expected, got } => Some(RpcError::invalid_request(format!(
+            "truncated {what} frame: the stream ended after {got} of {expected} bytes"
+        ))),
+        FrameError::Io => None,
+    }
+}
+
+/// A parsed request, its attachments read.
+struct Request {
+    /// `None` for a notification (no answer).
+    id: Option<Value>,
+    method: String,
+    params: Option<Value>,
+    attachments: Vec<Bytes>,
+}
+
+/// Serves one client until it closes its side, then waits for its requests to finish.
+/// Frame errors that lose the stream's framing (oversize, truncated) are answered and
+/// end the connection; every other bad request gets an error and the connection goes on.
+pub async fn serve_stream<R, W>(vfs: Arc<Vfs>, mut reader: R, mut writer: W, limits: Limits)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (outgoing, mut queue) = mpsc::channel::<Message>(OUTGOING_BACKLOG);
+    let writer_task = tokio::spawn(async move {
+        while let Some(message) = queue.recv().await {
+            if write_message(&mut writer, &message).await.is_err() {
+                // The client is gone; requests still finish, their answers are dropped.
+                break;
+            }
+        }
+    });
+    let events_task = tokio::spawn(push_events(vfs.subscribe(), outgoing.clone()));
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let mut requests = JoinSet::new();
+
+    loop {
+        // Reap finished requests so the set does not grow with the connection's age.
+        while requests.try_join_next().is_some() {}
+        let frame = match read_frame(&mut reader, limits.max_json_frame).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(err) => {
+                if let Some(rpc) = frame_error(&err, "JSON") {
+                    let _ = outgoing.send(rpc.message(&Value::Null)).await;
+                }
+                break;
+            }
+        };
+        let request = match read_request(&mut reader, &frame, &limits).await {
+            Ok(request) => request,
+            Err((id, rpc, fatal)) => {
+                let _ = outgoing.send(rpc.message(&id)).await;
+                if fatal {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let vfs = vfs.clone();
+        let outgoing = outgoing.clone();
+        requests.spawn(async move {
+            let id = request.id.clone();
+            let answer = run_request(&vfs, request).await;
+            if let Some(id) = id {
+                let message = match answer {
+                    Ok((result, attachments)) => {
+                        let mut body = Map::new();
+                        body.insert("jsonrpc".into(), "2.0".into());
+                        body.insert("id".into(), id);
+                        body.insert("result".into(), result);
+                        if !attachments.is_empty() {
+                            body.insert("attachments".into(), attachments.len().into());
+                        }
+                        Message {
+                            json: Value::Object(body).to_string().into_bytes(),
+                            attachments,
+                        }
+                    }
+                    Err(rpc) => rpc.message(&id),
+                };
+                let _ = outgoing.send(message).await;
+            }
+            drop(permit);
+        });
+    }
+    while requests.join_next().await.is_some() {}
+    events_task.abort();
+    let _ = events_task.await;
+    drop(outgoing);
+    let _ = writer_task.await;
+}
+
+type RequestError = (Value, RpcError, bool);
+
+/// Parses a JSON frame and reads the attachments it announces. Errors carry the id to
+/// answer with and whether the stream's framing is lost.
+async fn read_request<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame: &[u8],
+    limits: &Limits,
+) -> Result<Request, RequestError> {
+    let text = std::str::from_utf8(frame).map_err(|err| {
+        let rpc = RpcError::new(
+            code::PARSE_ERROR,
+            ErrorKind::InvalidInput,
+            format!("the JSON frame is not UTF-8: {err}"),
+        );
+        (Value::Null, rpc, false)
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|err| {
+        let rpc = RpcError::new(
+            code::PARSE_ERROR,
+            ErrorKind::InvalidInput,
+            format!("the JSON frame is not JSON: {err}"),
+        );
+        (Value::Null, rpc, false)
+    })?;
+    let Value::Object(mut body) = value else {
+        let what = if value.is_array() {
+            "batch requests are not supported; send one request per frame"
+        } else {
+            "a request is a JSON object"
+        };
+        return Err((Value::Null, RpcError::invalid_request(what), false));
+    };
+    // Attachments first: until they are read, the next frame boundary is unknown.
+    let count = match body.remove("attachments") {
+        None => 0,
+        Some(Value::Number(n))
+            if n.as_u64()
+                .is_some_and(|n| n <= u64::from(limits.max_attachments)) =>
+        {
+            n.as_u64().unwrap_or_default()
+        }
+        Some(other) => {
+            let id = reply_id(&body);
+            let rpc = RpcError::invalid_request(format!(
+                "attachments must be a count from 0 to {}, not {other}; the stream cannot be followed past this message",
+                limits.max_attachments
+            ));
+            return Err((id, rpc, true));
+        }
+    };
+    let mut attachments = Vec::new();
+    for _ in 0..count {
+        match read_frame(reader, limits.max_attachment).await {
+            Ok(Some(data)) => attachments.push(Bytes::from(data)),
+            Ok(None) => {
+                let rpc = RpcError::invalid_request(format!(
+                    "the stream ended after {} of {count} announced attachments",
+                    attachments.len()
+                ));
+                return Err((reply_id(&body), rpc, true));
+            }
+            Err(err) => {
+                let id = reply_id(&body);
+                return match frame_error(&err, "attachment") {
+                    Some(rpc) => Err((id, rpc, true)),
+                    None => Err((
+                        id,
+                        RpcError::invalid_request("the stream failed while reading an attachment"),
+                        true,
+                    )),
+                };
+            }
+        }
+    }
+    let id = match body.get("id") {
+        None => None,
+        Some(id @ (Value::Number(_) | Value::String(_) | Value::Null)) => Some(id.clone()),
+        Some(_) => {
+            let rpc = RpcError::invalid_request("id must be a number, a string or null");
+            return Err((Value::Null, rpc, false));
+        }
+    };
+    let answer_id = id.clone().unwrap_or(Value::Null);
+    if let Some(unknown) = body
+        .keys()
+        .find(|key| !REQUEST_MEMBERS.contains(&key.as_str()))
+    {
+        let rpc = RpcError::invalid_request(format!("unknown request member '{unknown}'"));
+        return Err((answer_id, rpc, false));
+    }
+    if body.get("jsonrpc") != Some(&Value::from("2.0")) {
+        let rpc = RpcError::invalid_request("jsonrpc must be \"2.0\"");
+        return Err((answer_id, rpc, false));
+    }
+    let method = match body.remove("method") {
+        Some(Value::String(method)) => method,
+        _ => {
+            let rpc = RpcError::invalid_request("method must be a string");
+            return Err((answer_id, rpc, false));
+        }
+    };
+    Ok(Request {
+        id,
+        method,
+        params: body.remove("params"),
+        attachments,
+    })
+}
+
+/// The id to answer a request with before it is fully checked.
+fn reply_id(body: &Map<String, Value>) -> Value {
+    match body.get("id") {
+        Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// Runs one request: the result and its attachments, or the error to answer with.
+async fn run_request(vfs: &Vfs, request: Request) -> Result<(Value, Vec<Bytes>), RpcError> {
+    let mut action = Action::from_rpc(&request.method, request.params).map_err(|error| {
+        let rpc_code = if error.kind() == ErrorKind::NotImplemented {
+            code::METHOD_NOT_FOUND
+        } else {
+            code::INVALID_PARAMS
+        };
+        RpcError { rpc_code, error }
+    })?;
+    let invalid_params =
+        |message: String| RpcError::new(code::INVALID_PARAMS, ErrorKind::InvalidInput, message);
+    let mut used = vec![false; request.attachments.len()];
+    if let Some(payload) = action.payload_mut() {
+        if let Some(index) = payload.attachment_index() {
+            let data = request.attachments.get(index as usize).ok_or_else(|| {
+                invalid_params(format!(
+                    "the payload names attachment {index} but the request has {}",
+                    request.attachments.len()
+                ))
+            })?;
+            payload.set_bytes(data.clone());
+            used[index as usize] = true;
+        }
+    }
+    if let Some(unused) = used.iter().position(|used| !used) {
+        return Err(invalid_params(format!(
+            "attachment {unused} is not used by {}",
+            request.method
+        )));
+    }
+    let mut output = vfs.dispatch(action).await.map_err(|error| RpcError {
+        rpc_code: code::ACTION_FAILED,
+        error,
+    })?;
+    let mut attachments = Vec::new();
+    if let Some(payload) = output.payload_mut() {
+        if payload
+            .bytes()
+            .is_some_and(|bytes| bytes.len() > u32::MAX as usize)
+        {
+            return Err(RpcError::new(
+                code::ACTION_FAILED,
+                ErrorKind::FileTooLarge,
+                "the result is over 4 GiB, more than one frame holds; export to a hostPath instead",
+            ));
+        }
+        if let Some(bytes) = payload.detach(0) {
+            attachments.push(bytes);
+        }
+    }
+    let result = serde_json::to_value(&output).map_err(|err| {
+        let message = err.to_string();
+        let message = message
+            .strip_prefix("EINVAL: ")
+            .unwrap_or(&message)
+            .to_owned();
+        RpcError::new(code::ACTION_FAILED, ErrorKind::InvalidInput, message)
+    })?;
+    Ok((result, attachments))
+}
+
+/// Pushes every event as a `event` notification; a client too slow to keep up gets an
+/// `eventsLost` notification with the count instead of the events it missed.
+async fn push_events(
+    mut events: broadcast::Receiver<crate::actions::VfsEvent>,
+    outgoing: mpsc::Sender<Message>,
+) {
+    loop {
+        let body = match events.recv().await {
+            Ok(event) => json!({"jsonrpc": "2.0", "method": "event", "params": event}),
+            Err(broadcast::error::RecvError::Lagged(count)) => {
+                json!({"jsonrpc": "2.0", "method": "eventsLost", "params": {"count": count}})
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let message = Message {
+            json: body.to_string().into_bytes(),
+            attachments: Vec::new(),
+        };
+        if outgoing.send(message).await.is_err() {
+            return;
+        }
+    }
+}
