@@ -69,6 +69,10 @@ pub struct Vfs {
     /// One stat cache per captured path, so repeated snapshots of a tree skip reading
     /// unchanged files.
     stat_caches: std::sync::Mutex<HashMap<String, Arc<StatCache>>>,
+    /// Snapshots and imports of this Vfs run one at a time: two at once on one
+    /// repository can dedup against a blob the other has not published yet and fail
+    /// with `EIO` ("was not stored; retry").
+    store_writer: tokio::sync::Mutex<()>,
 }
 
 impl Vfs {
@@ -82,6 +86,7 @@ impl Vfs {
             repository,
             events,
             stat_caches: std::sync::Mutex::new(HashMap::new()),
+            store_writer: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -363,6 +368,7 @@ impl Vfs {
         if let Some(tag) = tag {
             self.check_tag(tag).await?;
         }
+        let _writer = self.store_writer.lock().await;
         let cache = self
             .stat_caches
             .lock()
@@ -615,6 +621,7 @@ impl Vfs {
             self.check_tag(tag).await?;
         }
         let options = ImportOptions::default();
+        let _writer = self.store_writer.lock().await;
         let (id, stats) = match (format, source) {
             (ArchiveFormat::AgentOs, source) => {
                 let json = match source {
