@@ -53,7 +53,7 @@ fn session(client: &mut Client, host: &std::path::Path) {
         json!({"size": blob.len(), "data": {"attachment": 0}})
     );
     assert_eq!(read.json["attachments"], 1);
-    assert_eq!(read.attachments, [blob.clone()]);
+    assert_eq!(read.attachments, std::slice::from_ref(&blob));
 
     // Base64 and text for simple hosts.
     client.ok(
