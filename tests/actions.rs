@@ -580,6 +580,8 @@ async fn bad_input_is_refused_with_its_errno_and_changes_nothing() {
             "EINVAL",
         ),
         ("remove", json!({"path": "/m"}), "EBUSY"),
+        ("remove", json!({"path": "/m", "recursive": true}), "EBUSY"),
+        ("rename", json!({"from": "/m", "to": "/moved"}), "EBUSY"),
         (
             "rename",
             json!({"from": "/keep.txt", "to": "/m/k"}),

@@ -720,6 +720,9 @@ impl Vfs {
     /// `remove`: a file, symlink or empty directory; with `recursive`, a whole tree.
     /// Mount points cannot be removed (`EBUSY`): unmount them.
     pub async fn remove(&self, path: &VfsPath, recursive: bool) -> Result<(), ActionError> {
+        // Checked first: a recursive removal would otherwise empty a mount beneath the
+        // path before failing on its mount point.
+        self.refuse_mount_points(path)?;
         let meta = self.table.lstat(path).await?;
         if !meta.is_dir() {
             return Ok(self.table.remove_file(path).await?);
@@ -733,7 +736,30 @@ impl Vfs {
 
     /// `rename`: within one mount; `EXDEV` across mounts.
     pub async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<(), ActionError> {
+        // As on Linux, a mount point (or a directory holding one) does not move.
+        self.refuse_mount_points(from)?;
+        self.refuse_mount_points(to)?;
         Ok(self.table.rename(from, to).await?)
+    }
+
+    /// `EBUSY` when a mount sits at `path` or beneath it.
+    fn refuse_mount_points(&self, path: &VfsPath) -> Result<(), ActionError> {
+        match self
+            .table
+            .list()
+            .into_iter()
+            .find(|mount| mount.path.starts_with(path))
+        {
+            Some(mount) => Err(ActionError::new(
+                ErrorKind::Busy,
+                format!(
+                    "{} is mounted there or beneath it; unmount it first",
+                    mount.path
+                ),
+            )
+            .with_path(path.as_str())),
+            None => Ok(()),
+        }
     }
 }
 
