@@ -654,7 +654,7 @@ impl Repository {
             p.files_total = files.len() as u64;
             p.bytes_total = files.iter().map(|&i| nodes[i].meta.size).sum();
         });
-        let jobs = files.iter().map(|&i| {
+        let jobs = files.iter().copied().map(|i| {
             let path = nodes[i].path.clone();
             let meta = nodes[i].meta.clone();
             let xattrs = nodes[i].attrs.xattrs.clone();
@@ -835,15 +835,10 @@ impl Repository {
             report(progress, |p| p.phase = Phase::Done);
             return Ok((id, stats));
         }
-        self.flush(&counters.objects_written).await?;
-        // Every blob the record will reach must be indexed before the record exists; a
-        // blob another writer had pending and then failed to store would otherwise leave
-        // a dangling snapshot.
-        if let Some(missing) = referenced.iter().find(|d| self.locate(d).is_none()) {
-            return Err(VfsError::new(ErrorKind::Io, "snapshot")
-                .with_path(root.as_str())
-                .with_detail(format!("blob {missing} was not stored; retry the snapshot")));
-        }
+        // Every blob the record will reach must be indexed before the record exists.
+        self.wait_until_stored(&referenced, "snapshot", &counters.objects_written)
+            .await
+            .map_err(|err| err.with_path(root.as_str()))?;
 
         for node in nodes.iter().filter(|n| !n.vanished) {
             match node.meta.kind {

@@ -109,6 +109,10 @@ struct OpenPack {
     blobs: Vec<IndexBlob>,
 }
 
+/// How long `Repository::wait_until_stored` waits for another writer's pending blobs
+/// without any of them progressing.
+const PENDING_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A content-addressed store of snapshots over any object store.
 ///
 /// Cheap to share (`Arc<Repository>`); several snapshots may run at once, in this process
@@ -127,6 +131,9 @@ pub struct Repository {
     index: RwLock<HashMap<Digest, BlobLocation>>,
     /// Blobs added to a pack not yet published: known, so not stored twice.
     pending: Mutex<HashSet<Digest>>,
+    /// Woken whenever blobs stop being pending, so a writer that deduplicated against
+    /// another writer's blob in flight can wait for it to land.
+    settled: tokio::sync::Notify,
     open_pack: Mutex<OpenPack>,
     /// Every index object read or written, by key: its pack and blob locations, so an
     /// index that `gc` removed can be forgotten on the next `load_indexes`.
@@ -278,6 +285,7 @@ impl Repository {
             store,
             index: RwLock::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
+            settled: tokio::sync::Notify::new(),
             open_pack: Mutex::new(OpenPack::default()),
             loaded: Mutex::new(HashMap::new()),
         };
@@ -443,6 +451,69 @@ impl Repository {
     /// Gives up a reservation whose blob could not be prepared.
     pub(crate) fn release_blob(&self, id: &Digest) {
         self.pending.lock().remove(id);
+        self.settled.notify_waiters();
+    }
+
+    /// Makes every blob in `needed` indexed before a record may name them; `operation`
+    /// names the caller in the error.
+    ///
+    /// A writer skips blobs another writer reserved, so some of what it needs may still be
+    /// compressing, sitting in the shared open pack, or uploading in a pack the other
+    /// writer took. The open pack is uploaded whoever filled it; the rest settle as the
+    /// other writer goes on. A blob neither indexed nor pending was lost to the other
+    /// writer's failed upload: the caller's error to retry.
+    pub(crate) async fn wait_until_stored(
+        &self,
+        needed: &[Digest],
+        operation: &'static str,
+        objects_written: &AtomicU64,
+    ) -> Result<()> {
+        self.flush(objects_written).await?;
+        loop {
+            // Registered before looking, so a change between the look and the wait wakes us.
+            let changed = self.settled.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let missing: Vec<Digest> = {
+                let index = self.index.read();
+                needed
+                    .iter()
+                    .filter(|d| !index.contains_key(d))
+                    .copied()
+                    .collect()
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if let Some(lost) = {
+                let pending = self.pending.lock();
+                missing.iter().find(|d| !pending.contains(d)).copied()
+            } {
+                return Err(VfsError::new(ErrorKind::Io, operation)
+                    .with_detail(format!("blob {lost} was not stored; retry")));
+            }
+            let in_open_pack = {
+                let open = self.open_pack.lock();
+                open.blobs.iter().any(|b| missing.contains(&b.id))
+            };
+            if in_open_pack {
+                // A writer that failed after pushing would never upload it.
+                self.flush(objects_written).await?;
+                continue;
+            }
+            // A writer dropped between reserving and pushing (a cancelled request) never
+            // settles its blobs; without progress for this long, give up rather than hang.
+            if tokio::time::timeout(PENDING_STALL_LIMIT, changed)
+                .await
+                .is_err()
+            {
+                return Err(VfsError::new(ErrorKind::Io, operation).with_detail(format!(
+                    "blob {} stayed pending in another writer for {} s; retry",
+                    missing[0],
+                    PENDING_STALL_LIMIT.as_secs()
+                )));
+            }
+        }
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Bytes> {
@@ -518,6 +589,7 @@ impl Repository {
                 None
             }
         };
+        self.settled.notify_waiters();
         match full {
             Some(pack) => self.upload_pack(pack, objects_written).await,
             None => Ok(()),
@@ -580,10 +652,13 @@ impl Repository {
         .await;
         // Published or failed, these are no longer on their way: a failed pack's blobs
         // must be written again by whoever needs them next.
-        let mut pending = self.pending.lock();
-        for id in ids {
-            pending.remove(&id);
+        {
+            let mut pending = self.pending.lock();
+            for id in ids {
+                pending.remove(&id);
+            }
         }
+        self.settled.notify_waiters();
         result
     }
 

@@ -589,11 +589,8 @@ impl Repository {
             stats.dirs += 1;
         }
         let id = *trees.get("").ok_or_else(|| bad("", "no root"))?;
-        self.flush(&counters.objects_written).await?;
-        if let Some(missing) = referenced.iter().find(|d| self.locate(d).is_none()) {
-            return Err(VfsError::new(ErrorKind::Io, "import tar")
-                .with_detail(format!("blob {missing} was not stored; retry the import")));
-        }
+        self.wait_until_stored(&referenced, "import tar", &counters.objects_written)
+            .await?;
         let info = SnapshotInfo {
             version: FORMAT_VERSION,
             id,

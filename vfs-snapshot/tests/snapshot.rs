@@ -500,3 +500,34 @@ async fn any_object_store_works_and_concurrent_writers_do_not_corrupt_it() {
         describe(&target, "/r").await
     );
 }
+
+/// One repository shared by concurrent snapshots of overlapping trees: each dedups
+/// against blobs the others still have in flight, and must wait for them rather than
+/// fail or publish a record naming blobs that are not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_snapshots_through_one_repository_share_blobs_in_flight() {
+    for round in 0..3u8 {
+        let (_dir, repo) = repo().await;
+        let mut trees = Vec::new();
+        for variant in 0..4u8 {
+            let fs = populated().await;
+            write(fs.as_ref(), "/variant", Bytes::from(vec![variant; 10])).await;
+            trees.push(fs);
+        }
+        let root = VfsPath::root();
+        let runs = trees.iter().map(|fs| {
+            let (repo, fs, root) = (repo.clone(), fs.clone(), root.clone());
+            tokio::spawn(async move { repo.snapshot(fs.as_ref(), &root, &opts()).await })
+        });
+        let mut ids = Vec::new();
+        for run in futures::future::join_all(runs).await {
+            let (id, _) = run.unwrap().unwrap_or_else(|err| panic!("round {round}: {err}"));
+            ids.push(id);
+        }
+        let reopened = Repository::open(repo.store().clone()).await.unwrap();
+        for id in &ids {
+            assert!(reopened.verify(id).await.unwrap().is_ok(), "round {round}: {id}");
+        }
+        assert_eq!(reopened.list_snapshots().await.unwrap().len(), 4);
+    }
+}
