@@ -1,3 +1,9 @@
-//! The `vfs` command line: placeholder until the CLI lands.
+//! `vfs`: snapshot, restore, diff, export, import, verify and garbage-collect filesystems
+//! in a content-addressed store; serve the actions over JSON-RPC; `vfs demo` runs the
+//! whole story on embedded defaults. `vfs --help` lists the commands.
 
-fn main() {}
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,189 @@
+//! What command-line arguments name: a live tree (a host directory, or a mounts config
+//! booted through the actions) or a stored snapshot (an id, a unique id prefix, a tag).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use vfs_layer::actions::{MountsConfig, Vfs};
+use vfs_layer::core::{DriverDescriptor, ErrorKind, FileSystem, VfsError, VfsPath};
+use vfs_layer::snapshot::{Digest, Repository, SnapshotId, SnapshotInfo, StoreUrl};
+
+use super::output::Failure;
+
+/// A tree to read (or restore into), with what a snapshot of it needs to know.
+pub struct Live {
+    /// The tree.
+    pub fs: Arc<dyn FileSystem>,
+    /// Where inode numbers start a new namespace (the mount points of a config).
+    pub device_roots: Vec<VfsPath>,
+    /// How to name it in output.
+    pub label: String,
+    /// Keeps the booted mounts alive as long as the tree is used.
+    _vfs: Option<Arc<Vfs>>,
+}
+
+/// Whether a path names a mounts config rather than a directory.
+pub fn is_mounts_config(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|ext| ext.to_str()),
+        Some("toml" | "json")
+    )
+}
+
+/// The host directory `dir` served by the `host_dir` driver. The directory must exist.
+pub async fn host_dir(dir: &Path, read_only: bool) -> Result<Live, Failure> {
+    let shown = dir.display().to_string();
+    let meta = std::fs::metadata(dir)
+        .map_err(|err| VfsError::from_io("open directory", err).with_path(shown.clone()))?;
+    if !meta.is_dir() {
+        return Err(Failure::new(
+            ErrorKind::NotADirectory,
+            "open directory",
+            &shown,
+            "expected a directory (or a .toml/.json mounts config)",
+        ));
+    }
+    let absolute = std::fs::canonicalize(dir)
+        .map_err(|err| VfsError::from_io("open directory", err).with_path(shown.clone()))?;
+    let fs = vfs_layer::registry()
+        .build(&DriverDescriptor::new(
+            "host_dir",
+            json!({ "hostPath": absolute, "readOnly": read_only }),
+        ))
+        .await?;
+    Ok(Live {
+        fs,
+        device_roots: Vec::new(),
+        label: absolute.display().to_string(),
+        _vfs: None,
+    })
+}
+
+/// The root of a mount table booted from a mounts config, through the actions.
+pub async fn mounts_config(path: &Path, repo: &Arc<Repository>) -> Result<Live, Failure> {
+    let config = MountsConfig::load(path)?;
+    let vfs = Arc::new(Vfs::new(vfs_layer::registry(), repo.clone()));
+    vfs.boot(&config).await?;
+    let table = vfs.table().clone();
+    let device_roots = table.list().into_iter().map(|mount| mount.path).collect();
+    Ok(Live {
+        fs: table,
+        device_roots,
+        label: path.display().to_string(),
+        _vfs: Some(vfs),
+    })
+}
+
+/// A directory or a mounts config, by what `arg` looks like.
+pub async fn live(arg: &Path, repo: &Arc<Repository>) -> Result<Live, Failure> {
+    if is_mounts_config(arg) {
+        mounts_config(arg, repo).await
+    } else {
+        host_dir(arg, true).await
+    }
+}
+
+/// Opens the store `--store` names. Commands that only read refuse a local store that
+/// does not exist, instead of creating an empty one as a side effect of a typo.
+pub async fn open_store(url: &str, create: bool) -> Result<Arc<Repository>, Failure> {
+    if let StoreUrl::Local(dir) = StoreUrl::parse(url)? {
+        if !create && !dir.join("config").is_file() {
+            return Err(Failure::new(
+                ErrorKind::NotFound,
+                "open repository",
+                &dir.display().to_string(),
+                "no snapshot store here (take a snapshot first, or pass --store / VFS_STORE)",
+            ));
+        }
+    }
+    Ok(Repository::open_url(url).await?)
+}
+
+/// The local directory of a store, if it is local: used to refuse snapshotting a tree
+/// that holds the store itself.
+pub fn local_store_dir(url: &str) -> Option<PathBuf> {
+    match StoreUrl::parse(url) {
+        Ok(StoreUrl::Local(dir)) => std::fs::canonicalize(dir).ok(),
+        _ => None,
+    }
+}
+
+/// The snapshot `name` designates: its 64-digit id, a tag, or an unambiguous prefix of
+/// at least 6 hex digits of an id; the snapshot's record must exist.
+pub async fn snapshot(
+    repo: &Repository,
+    name: &str,
+) -> Result<(SnapshotId, SnapshotInfo), Failure> {
+    let not_found = || {
+        Failure::new(
+            ErrorKind::NotFound,
+            "find snapshot",
+            name,
+            "no snapshot or tag by this name in the store (see `vfs snapshots`)",
+        )
+    };
+    let is_prefix = (6..64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = match repo.resolve(name).await {
+        Ok(id) => id,
+        Err(err) if err.kind() == ErrorKind::NotFound && is_prefix => {
+            by_prefix(repo, name).await?.ok_or_else(not_found)?
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => return Err(not_found()),
+        Err(err) => return Err(err.into()),
+    };
+    match repo.snapshot_info(&id).await {
+        Ok(info) => Ok((id, info)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Err(not_found()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn by_prefix(repo: &Repository, prefix: &str) -> Result<Option<Digest>, Failure> {
+    let prefix = prefix.to_ascii_lowercase();
+    let matches: Vec<Digest> = repo
+        .list_snapshots()
+        .await?
+        .into_iter()
+        .map(|info| info.id)
+        .filter(|id| id.to_hex().starts_with(&prefix))
+        .collect();
+    match matches.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(Failure::new(
+            ErrorKind::InvalidInput,
+            "find snapshot",
+            &prefix,
+            &format!(
+                "{} snapshots start with this prefix; give more digits",
+                matches.len()
+            ),
+        )),
+    }
+}
+
+/// One side of a diff.
+pub enum Side {
+    /// A stored snapshot.
+    Stored(SnapshotId),
+    /// A live tree.
+    Live(Live),
+}
+
+/// Reads a diff argument: a path-like argument (with a `/`, `.` or `..`, or a config
+/// file name) is live; otherwise a snapshot name, falling back to a directory of that
+/// name when no snapshot has it.
+pub async fn side(arg: &str, repo: &Arc<Repository>) -> Result<Side, Failure> {
+    let path = Path::new(arg);
+    if arg.contains('/') || arg == "." || arg == ".." || is_mounts_config(path) {
+        return Ok(Side::Live(live(path, repo).await?));
+    }
+    match snapshot(repo, arg).await {
+        Ok((id, _)) => Ok(Side::Stored(id)),
+        Err(err) if err.code() == "ENOENT" && path.is_dir() => {
+            Ok(Side::Live(host_dir(path, true).await?))
+        }
+        Err(err) => Err(err),
+    }
+}
