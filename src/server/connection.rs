@@ -91,14 +91,63 @@ struct Request {
     attachments: Vec<Bytes>,
 }
 
-/// Serves one client until it closes its side, then waits for its requests to finish.
+/// Serves one client over any byte streams until it closes its side, then waits for its
+/// requests to finish and answers them.
 /// Frame errors that lose the stream's framing (oversize, truncated) are answered and
 /// end the connection; every other bad request gets an error and the connection goes on.
-pub async fn serve_stream<R, W>(vfs: Arc<Vfs>, mut reader: R, mut writer: W, limits: Limits)
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use vfs_layer::actions::Vfs;
+/// use vfs_layer::server::{serve_stream, Limits};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let store = std::env::temp_dir().join(format!("vfs-serve-stream-doc-{}", std::process::id()));
+/// let repository = vfs_layer::snapshot::Repository::open_local(&store).await?;
+/// let vfs = Arc::new(Vfs::new(vfs_layer::registry(), repository));
+/// let (client, server) = tokio::io::duplex(1 << 16);
+/// let (server_read, server_write) = tokio::io::split(server);
+/// let served = tokio::spawn(serve_stream(vfs, server_read, server_write, Limits::default()));
+///
+/// // One frame: a 4-byte big-endian length, then the JSON.
+/// let request = br#"{"jsonrpc":"2.0","id":1,"method":"listMounts"}"#;
+/// let (mut read, mut write) = tokio::io::split(client);
+/// write.write_all(&(request.len() as u32).to_be_bytes()).await?;
+/// write.write_all(request).await?;
+/// write.shutdown().await?;
+///
+/// let length = read.read_u32().await? as usize;
+/// let mut answer = vec![0; length];
+/// read.read_exact(&mut answer).await?;
+/// let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+/// assert_eq!(answer["result"], serde_json::json!([]));
+/// served.await?;
+/// # std::fs::remove_dir_all(&store)?;
+/// # Ok(()) }
+/// ```
+pub async fn serve_stream<R, W>(vfs: Arc<Vfs>, reader: R, writer: W, limits: Limits)
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    serve_stream_until(vfs, reader, writer, limits, std::future::pending()).await;
+}
+
+/// As [`serve_stream`], and when `stop` completes: stops reading (a message not yet
+/// whole is dropped unrun), lets the requests already running finish and answers them.
+pub(crate) async fn serve_stream_until<R, W>(
+    vfs: Arc<Vfs>,
+    mut reader: R,
+    mut writer: W,
+    limits: Limits,
+    stop: impl std::future::Future<Output = ()>,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::pin!(stop);
     let (outgoing, mut queue) = mpsc::channel::<Message>(OUTGOING_BACKLOG);
     let writer_task = tokio::spawn(async move {
         while let Some(message) = queue.recv().await {
@@ -115,20 +164,16 @@ where
     loop {
         // Reap finished requests so the set does not grow with the connection's age.
         while requests.try_join_next().is_some() {}
-        let frame = match read_frame(&mut reader, limits.max_json_frame).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(err) => {
-                if let Some(rpc) = frame_error(&err, "JSON") {
-                    let _ = outgoing.send(rpc.message(&Value::Null)).await;
-                }
-                break;
-            }
+        let next = tokio::select! {
+            biased;
+            () = &mut stop => break,
+            next = read_message(&mut reader, &limits) => next,
         };
-        let request = match read_request(&mut reader, &frame, &limits).await {
-            Ok(request) => request,
-            Err((id, rpc, fatal)) => {
-                let _ = outgoing.send(rpc.message(&id)).await;
+        let request = match next {
+            Incoming::Request(request) => request,
+            Incoming::End => break,
+            Incoming::Refused { id, error, fatal } => {
+                let _ = outgoing.send(error.message(&id)).await;
                 if fatal {
                     break;
                 }
@@ -173,6 +218,41 @@ where
 }
 
 type RequestError = (Value, RpcError, bool);
+
+/// What the next message of a connection is.
+enum Incoming {
+    Request(Request),
+    /// The stream ended between messages, or failed.
+    End,
+    /// Answer `error` to `id`; after a `fatal` one the stream cannot be followed.
+    Refused {
+        id: Value,
+        error: RpcError,
+        fatal: bool,
+    },
+}
+
+/// Reads one message whole: its JSON frame and its attachments.
+async fn read_message<R: AsyncRead + Unpin>(reader: &mut R, limits: &Limits) -> Incoming {
+    let frame = match read_frame(reader, limits.max_json_frame).await {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return Incoming::End,
+        Err(err) => {
+            return match frame_error(&err, "JSON") {
+                Some(error) => Incoming::Refused {
+                    id: Value::Null,
+                    error,
+                    fatal: true,
+                },
+                None => Incoming::End,
+            }
+        }
+    };
+    match read_request(reader, &frame, limits).await {
+        Ok(request) => Incoming::Request(request),
+        Err((id, error, fatal)) => Incoming::Refused { id, error, fatal },
+    }
+}
 
 /// Parses a JSON frame and reads the attachments it announces. Errors carry the id to
 /// answer with and whether the stream's framing is lost.

@@ -35,6 +35,9 @@ pub use frame::Limits;
 
 use crate::actions::Vfs;
 
+/// How long running requests get to finish when a socket server shuts down.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves one client on stdin/stdout until stdin closes, then waits for the requests
 /// still running and returns. Nothing else may write to stdout meanwhile.
 pub async fn serve_stdio(vfs: Arc<Vfs>) -> std::io::Result<()> {
@@ -52,8 +55,9 @@ pub async fn serve_stdio(vfs: Arc<Vfs>) -> std::io::Result<()> {
 ///
 /// The socket is created with mode `0600` (the server can read and write the host
 /// paths its mounts and exports name). A stale socket file nobody listens on is
-/// replaced; a live one is `AddrInUse`. On shutdown the socket file is removed and open
-/// connections are closed.
+/// replaced; a live one is `AddrInUse`. On shutdown the socket file is removed, no new
+/// message is read, the requests already running finish and are answered (for up to
+/// 10 s), and the connections are closed.
 pub async fn serve_unix(
     vfs: Arc<Vfs>,
     path: &Path,
@@ -71,6 +75,7 @@ pub async fn serve_unix_with(
 ) -> std::io::Result<()> {
     let listener = bind(path).await?;
     let mut connections = JoinSet::new();
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -78,7 +83,18 @@ pub async fn serve_unix_with(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let (reader, writer) = stream.into_split();
-                    connections.spawn(serve_stream(vfs.clone(), reader, writer, limits));
+                    let mut stop = stop.clone();
+                    let stop = async move {
+                        // An error means the server is gone, which is a stop as well.
+                        let _ = stop.wait_for(|stopping| *stopping).await;
+                    };
+                    connections.spawn(connection::serve_stream_until(
+                        vfs.clone(),
+                        reader,
+                        writer,
+                        limits,
+                        stop,
+                    ));
                 }
                 // Out of descriptors and the like: let connections finish and retry.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
@@ -88,6 +104,11 @@ pub async fn serve_unix_with(
     }
     drop(listener);
     let _ = std::fs::remove_file(path);
+    // Requests already running finish and are answered; a client that does not read its
+    // answers is cut off after the grace period.
+    let _ = stopping.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
     connections.shutdown().await;
     Ok(())
 }
