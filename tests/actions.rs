@@ -809,3 +809,73 @@ async fn dispatch_is_spawnable_and_concurrent() {
         assert_eq!(task.await.unwrap(), format!("{i}"));
     }
 }
+
+#[tokio::test]
+async fn driver_failures_become_driver_error_events() {
+    use vfs_layer::core::conformance::Forward;
+    use vfs_layer::core::{ErrorKind, FileSystem, VfsError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = vfs_layer::registry();
+    registry
+        .register_fn("faulty", |_config: serde_json::Value| {
+            let inner: Arc<dyn FileSystem> = Arc::new(vfs_layer::drivers::memory::MemoryFs::new());
+            let fs = Forward::new(inner, "faulty")
+                .before_open(|path| {
+                    if path.as_str() == "/broken" {
+                        Err(VfsError::new(ErrorKind::Io, "open").with_path(path.as_str()))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .on_shutdown(|| Err(VfsError::new(ErrorKind::Io, "shutdown")));
+            Ok(Arc::new(fs) as Arc<dyn FileSystem>)
+        })
+        .unwrap();
+    let repository = vfs_layer::snapshot::Repository::open_local(dir.path())
+        .await
+        .unwrap();
+    let vfs = Vfs::new(registry, repository);
+    let memory = DriverDescriptor::new("memory", json!({}));
+    vfs.mount_fs(&VfsPath::root(), &memory, MountOptions::default())
+        .await
+        .unwrap();
+    let faulty = DriverDescriptor::new("faulty", json!({}));
+    vfs.mount_fs(
+        &VfsPath::new("/f").unwrap(),
+        &faulty,
+        MountOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = vfs.subscribe();
+
+    vfs.write_file(&VfsPath::new("/f/fine").unwrap(), "ok".into())
+        .await
+        .unwrap();
+    let action =
+        Action::from_rpc("writeFile", Some(json!({"path": "/f/broken", "data": "x"}))).unwrap();
+    let err = vfs.dispatch(action).await.unwrap_err();
+    assert_eq!(err.code, "EIO");
+    let unmounted = vfs
+        .unmount_fs(&VfsPath::new("/f").unwrap(), false)
+        .await
+        .unwrap();
+    assert_eq!(unmounted.kind, "faulty");
+
+    let seen: Vec<Value> = drain(&mut events)
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0]["type"], "driverError");
+    assert_eq!(seen[0]["operation"], "writeFile");
+    assert_eq!(seen[0]["kind"], "faulty");
+    assert_eq!(seen[0]["path"], "/f/broken");
+    assert_eq!(seen[1]["type"], "driverError");
+    assert_eq!(seen[1]["operation"], "unmountFs");
+    assert_eq!(seen[1]["code"], "EIO");
+    assert_eq!(seen[2]["type"], "unmounted");
+    // The unmount stood despite the failed shutdown.
+    assert_eq!(vfs.list_mounts().len(), 1);
+}
