@@ -41,11 +41,22 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Serves one client on stdin/stdout until stdin closes, then waits for the requests
 /// still running and returns. Nothing else may write to stdout meanwhile.
 pub async fn serve_stdio(vfs: Arc<Vfs>) -> std::io::Result<()> {
-    serve_stream(
+    serve_stdio_until(vfs, std::future::pending()).await
+}
+
+/// As [`serve_stdio`], also stopping when `shutdown` completes (a signal): no further
+/// message is read, and the requests already running finish and are answered first,
+/// where dropping a [`serve_stdio`] future would cancel them midway.
+pub async fn serve_stdio_until(
+    vfs: Arc<Vfs>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    connection::serve_stream_until(
         vfs,
         tokio::io::stdin(),
         tokio::io::stdout(),
         Limits::default(),
+        shutdown,
     )
     .await;
     Ok(())
