@@ -268,3 +268,21 @@ fn mounts_file_boots_the_tree() {
     client.wait_closed();
     assert!(server.wait().success());
 }
+
+#[test]
+fn sigterm_ends_a_stdio_server_whose_stdin_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut client) = Server::stdio(&dir.path().join("store"), &[]);
+    client.ok("writeFile", json!({"path": "/a", "data": "x"}));
+    // stdin stays open: only the signal can end it, and a blocked stdin read must not
+    // keep the process alive.
+    let started = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(client);
+}

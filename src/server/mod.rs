@@ -22,6 +22,7 @@
 
 mod connection;
 mod frame;
+mod stdin;
 
 use std::future::Future;
 use std::path::Path;
@@ -53,7 +54,7 @@ pub async fn serve_stdio_until(
 ) -> std::io::Result<()> {
     connection::serve_stream_until(
         vfs,
-        tokio::io::stdin(),
+        stdin::Stdin::new()?,
         tokio::io::stdout(),
         Limits::default(),
         shutdown,
