@@ -879,3 +879,35 @@ async fn driver_failures_become_driver_error_events() {
     // The unmount stood despite the failed shutdown.
     assert_eq!(vfs.list_mounts().len(), 1);
 }
+
+#[test]
+fn actions_round_trip_through_json_with_agentos_names() {
+    let actions = [
+        json!({"method": "mountFs", "params": {"path": "/w", "driver": {"id": "memory", "config": {"a": 1}}, "options": {"readOnly": true}}}),
+        json!({"method": "unmountFs", "params": {"path": "/w", "lazy": true}}),
+        json!({"method": "listMounts"}),
+        json!({"method": "snapshotRootFilesystem", "params": {"path": "/", "tag": "t", "normalize": true}}),
+        json!({"method": "restoreSnapshot", "params": {"snapshot": "t", "path": "/r"}}),
+        json!({"method": "diffSnapshots", "params": {"from": "a", "to": "b", "path": null}}),
+        json!({"method": "exportSnapshot", "params": {"snapshot": "t", "format": "tar.zst", "hostPath": "/tmp/x", "encoding": "binary"}}),
+        json!({"method": "importSnapshot", "params": {"format": "tar", "data": {"base64": "AA=="}, "hostPath": null, "tag": null}}),
+        json!({"method": "listSnapshots"}),
+        json!({"method": "readFile", "params": {"path": "/a", "encoding": "utf8"}}),
+        json!({"method": "writeFile", "params": {"path": "/a", "data": "text"}}),
+        json!({"method": "readDirEntries", "params": {"path": "/"}}),
+        json!({"method": "stat", "params": {"path": "/a", "noFollow": true}}),
+        json!({"method": "mkdir", "params": {"path": "/d", "recursive": true, "mode": 448}}),
+        json!({"method": "remove", "params": {"path": "/d", "recursive": false}}),
+        json!({"method": "rename", "params": {"from": "/a", "to": "/b"}}),
+    ];
+    let mut methods = Vec::new();
+    for value in actions {
+        let action: Action =
+            serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"));
+        let again: Action = serde_json::from_value(serde_json::to_value(&action).unwrap()).unwrap();
+        assert_eq!(again, action);
+        assert_eq!(value["method"], action.method());
+        methods.push(action.method());
+    }
+    assert_eq!(methods, vfs_layer::actions::ACTION_NAMES);
+}
