@@ -358,6 +358,18 @@ fn gc_removes_untagged_snapshots_and_their_data() {
         assert_eq!(ok_json(dir, &["verify", id])["ok"], true);
     }
     fails(dir, &["verify", &dropped], 1);
+
+    // A writer that died mid-snapshot leaves its lock (FORMAT.md): gc waits as long as
+    // --wait says, then gives up with EBUSY and deletes nothing.
+    std::fs::write(dir.join(".vfs-store/locks/writer-killed"), "{}").unwrap();
+    let started = Instant::now();
+    let line = fails(dir, &["gc", "--keep-recent", "0", "--wait", "1s"], 1);
+    assert!(line.starts_with("vfs: EBUSY: "), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    std::fs::remove_file(dir.join(".vfs-store/locks/writer-killed")).unwrap();
+    for id in [&kept, &named] {
+        assert_eq!(ok_json(dir, &["verify", id])["ok"], true);
+    }
 }
 
 #[test]

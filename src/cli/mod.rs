@@ -115,6 +115,10 @@ enum Command {
         /// Keep whatever is younger than this (90s, 15m, 2h, 7d).
         #[arg(long, value_name = "AGE", default_value = "1h", value_parser = store::parse_age)]
         keep_recent: Duration,
+        /// How long to wait for running snapshots and imports to finish before giving up
+        /// with EBUSY (a writer killed mid-way holds its lock until it is a day old).
+        #[arg(long, value_name = "AGE", default_value = "10m", value_parser = store::parse_age)]
+        wait: Duration,
     },
     /// Run the whole story on embedded defaults: mounts after boot, two snapshots, a
     /// diff, an export.
@@ -219,7 +223,11 @@ async fn run(cli: Cli) -> Result<Option<Report>, Failure> {
         Command::Import { file, tag } => store::import(&cx, &file, tag.as_deref()).await?,
         Command::Snapshots => store::list(&cx).await?,
         Command::Verify { snapshot } => store::verify(&cx, &snapshot).await?,
-        Command::Gc { keep, keep_recent } => store::gc(&cx, &keep, keep_recent).await?,
+        Command::Gc {
+            keep,
+            keep_recent,
+            wait,
+        } => store::gc(&cx, &keep, keep_recent, wait).await?,
         Command::Demo => demo::run(&cx).await?,
     };
     Ok(Some(report))

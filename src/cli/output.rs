@@ -151,16 +151,33 @@ fn target(visible: bool) -> ProgressDrawTarget {
     }
 }
 
-/// A spinner for work whose size is unknown, counting bytes when it is fed some.
+/// A spinner for work whose size is unknown.
 pub fn spinner(visible: bool, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, target(visible));
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} {bytes} {msg} ({elapsed})")
+        ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_prefix(what.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// A bar over `total` bytes, for work fed through `wrap_read` / `wrap_write`.
+pub fn byte_bar(visible: bool, what: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), target(visible));
+    bar.set_style(byte_style());
+    bar.set_prefix(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn byte_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ({eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
 }
 
 /// A bar following a snapshot's or restore's progress channel until the work is over.
@@ -200,13 +217,7 @@ fn show(bar: &ProgressBar, now: &Progress) {
         Phase::Listing => bar.set_message(format!("listing, {} files", now.files_total)),
         Phase::Content | Phase::Finishing | Phase::Done => {
             if bar.length().is_none() && now.bytes_total > 0 {
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ({eta})",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
+                bar.set_style(byte_style());
                 bar.set_length(now.bytes_total);
             }
             bar.set_position(now.bytes_done);

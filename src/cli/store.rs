@@ -439,8 +439,7 @@ pub async fn import(cx: &Context, file: &Path, tag: Option<&str>) -> Result<Repo
         .len();
     let repo = source::open_store(&cx.store, true).await?;
     check_tag(&repo, tag).await?;
-    let bar = output::spinner(cx.bars(), "import");
-    bar.set_length(length);
+    let bar = output::byte_bar(cx.bars(), "import", length);
     let options = ImportOptions::default();
     let result = match format {
         Archive::Tar => repo.import_tar(bar.wrap_read(input), &options).await,
@@ -612,8 +611,13 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is too long"))
 }
 
-/// `vfs gc [--keep ID|TAG]... [--keep-recent AGE]`.
-pub async fn gc(cx: &Context, keep: &[String], keep_recent: Duration) -> Result<Report, Failure> {
+/// `vfs gc [--keep ID|TAG]... [--keep-recent AGE] [--wait AGE]`.
+pub async fn gc(
+    cx: &Context,
+    keep: &[String],
+    keep_recent: Duration,
+    wait: Duration,
+) -> Result<Report, Failure> {
     let repo = source::open_store(&cx.store, false).await?;
     // A name that matches nothing would silently keep nothing: refuse it instead.
     let mut keep_ids = Vec::new();
@@ -623,6 +627,7 @@ pub async fn gc(cx: &Context, keep: &[String], keep_recent: Duration) -> Result<
     let keep_refs: Vec<&str> = keep_ids.iter().map(String::as_str).collect();
     let options = GcOptions {
         keep_recent,
+        wait,
         ..GcOptions::default()
     };
     let started = Instant::now();
