@@ -63,12 +63,8 @@ pub async fn serve(
     boot(&vfs, mounts).await?;
     let served = match socket {
         Some(path) => vfs_layer::server::serve_unix(vfs.clone(), path, shutdown_signal()).await,
-        None => {
-            tokio::select! {
-                served = vfs_layer::server::serve_stdio(vfs.clone()) => served,
-                () = shutdown_signal() => Ok(()),
-            }
-        }
+        // On a signal, running requests finish and are answered before the mounts go.
+        None => vfs_layer::server::serve_stdio_until(vfs.clone(), shutdown_signal()).await,
     };
     unmount_all(&vfs).await;
     served.map_err(|err| {
