@@ -435,6 +435,27 @@ fn bad_input_fails_on_one_line_and_changes_nothing() {
         (&["snapshots", "--store", "s3://Bad_Bucket"], "EINVAL"),
         (&["snapshots", "--store", "file://relative"], "EINVAL"),
         (&["snapshots", "--store", ""], "EINVAL"),
+        // Commands that would create a store leave none behind when they fail.
+        (
+            &["snapshot", "missing-dir", "--store", "new-store"],
+            "ENOENT",
+        ),
+        (
+            &[
+                "snapshot",
+                "tree",
+                "--tag",
+                ".bad",
+                "--store",
+                "new/nested/store",
+            ],
+            "EINVAL",
+        ),
+        (&["snapshot", "bad.toml", "--store", "new-store"], "EINVAL"),
+        (&["snapshot", ".", "--store", "new-store"], "EINVAL"),
+        (&["snapshot", "tree", "--store", "tree/inside"], "EINVAL"),
+        (&["import", "garbage.tar", "--store", "new-store"], "EINVAL"),
+        (&["import", "missing.tar", "--store", "new-store"], "ENOENT"),
     ];
     for (args, code) in operations {
         let line = fails(dir, args, 1);

@@ -100,12 +100,67 @@ pub async fn open_store(url: &str, create: bool) -> Result<Arc<Repository>, Fail
     Ok(Repository::open_url(url).await?)
 }
 
-/// The local directory of a store, if it is local: used to refuse snapshotting a tree
-/// that holds the store itself.
+/// Where a local store is or would be, with symlinks resolved as far as the path exists:
+/// used to refuse snapshotting a tree that holds the store itself.
 pub fn local_store_dir(url: &str) -> Option<PathBuf> {
-    match StoreUrl::parse(url) {
-        Ok(StoreUrl::Local(dir)) => std::fs::canonicalize(dir).ok(),
-        _ => None,
+    let Ok(StoreUrl::Local(dir)) = StoreUrl::parse(url) else {
+        return None;
+    };
+    let absolute = std::path::absolute(&dir).ok()?;
+    // The deepest existing ancestor is resolved; what does not exist yet is appended.
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    loop {
+        if let Ok(resolved) = std::fs::canonicalize(existing) {
+            return Some(
+                missing
+                    .iter()
+                    .rev()
+                    .fold(resolved, |path, name| path.join(name)),
+            );
+        }
+        missing.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?;
+    }
+}
+
+/// A store opened by a command that may create it.
+pub struct OpenedStore {
+    /// The repository.
+    pub repo: Arc<Repository>,
+    /// The outermost directory created for a local store that did not exist.
+    created: Option<PathBuf>,
+}
+
+impl OpenedStore {
+    /// After the command failed, removes the local store it created, so a refused
+    /// command leaves no store behind. A store that existed before is never touched.
+    pub fn discard_if_created(self) {
+        if let Some(dir) = self.created {
+            drop(self.repo);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Opens (creating if needed) the store of a command that writes to it.
+pub async fn open_store_for_writing(url: &str) -> Result<OpenedStore, Failure> {
+    let created = match StoreUrl::parse(url)? {
+        StoreUrl::Local(dir) => dir
+            .ancestors()
+            .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+            .last()
+            .map(Path::to_path_buf),
+        StoreUrl::S3 { .. } => None,
+    };
+    match Repository::open_url(url).await {
+        Ok(repo) => Ok(OpenedStore { repo, created }),
+        Err(err) => {
+            if let Some(dir) = created {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Err(err.into())
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -104,16 +105,16 @@ pub async fn snapshot(
     tag: Option<&str>,
     normalize: bool,
 ) -> Result<Report, Failure> {
-    let repo = source::open_store(&cx.store, true).await?;
-    check_tag(&repo, tag).await?;
-    let live = source::live(source, &repo).await?;
     if !source::is_mounts_config(source) {
-        if let Some(store_dir) = source::local_store_dir(&cx.store) {
-            if store_dir.starts_with(&live.label) {
+        if let (Ok(source_dir), Some(store_dir)) = (
+            std::fs::canonicalize(source),
+            source::local_store_dir(&cx.store),
+        ) {
+            if store_dir.starts_with(&source_dir) {
                 return Err(Failure::new(
                     ErrorKind::InvalidInput,
                     "snapshot",
-                    &live.label,
+                    &source_dir.display().to_string(),
                     &format!(
                         "the store {} is inside this directory; pass --store elsewhere",
                         store_dir.display()
@@ -122,6 +123,23 @@ pub async fn snapshot(
             }
         }
     }
+    let store = source::open_store_for_writing(&cx.store).await?;
+    let result = snapshot_into(cx, &store.repo, source, tag, normalize).await;
+    if result.is_err() {
+        store.discard_if_created();
+    }
+    result
+}
+
+async fn snapshot_into(
+    cx: &Context,
+    repo: &Arc<Repository>,
+    source: &Path,
+    tag: Option<&str>,
+    normalize: bool,
+) -> Result<Report, Failure> {
+    check_tag(repo, tag).await?;
+    let live = source::live(source, repo).await?;
     let (progress, watch) = progress_channel();
     let bar = ProgressFollower::start(watch, cx.bars(), "snapshot");
     let options = SnapshotOptions {
@@ -143,13 +161,7 @@ pub async fn snapshot(
     if let Some(tag) = tag {
         let _ = write!(text, " (tag {tag})");
     }
-    let _ = write!(
-        text,
-        "\n  of {}
-{}",
-        live.label,
-        stats_text(&stats)
-    );
+    let _ = write!(text, "\n  of {}\n{}", live.label, stats_text(&stats));
     Ok(Report {
         text,
         json: json!({
@@ -437,8 +449,24 @@ pub async fn import(cx: &Context, file: &Path, tag: Option<&str>) -> Result<Repo
         .metadata()
         .map_err(|err| VfsError::from_io("import", err).with_path(shown.clone()))?
         .len();
-    let repo = source::open_store(&cx.store, true).await?;
-    check_tag(&repo, tag).await?;
+    let store = source::open_store_for_writing(&cx.store).await?;
+    let result = import_into(cx, &store.repo, format, input, length, tag, &shown).await;
+    if result.is_err() {
+        store.discard_if_created();
+    }
+    result
+}
+
+async fn import_into(
+    cx: &Context,
+    repo: &Repository,
+    format: Archive,
+    input: std::fs::File,
+    length: u64,
+    tag: Option<&str>,
+    shown: &str,
+) -> Result<Report, Failure> {
+    check_tag(repo, tag).await?;
     let bar = output::byte_bar(cx.bars(), "import", length);
     let options = ImportOptions::default();
     let result = match format {
@@ -458,7 +486,7 @@ pub async fn import(cx: &Context, file: &Path, tag: Option<&str>) -> Result<Repo
             let path = format!("{shown}: {inner}");
             err.map_path(|_| path)
         }
-        _ => err.with_path(shown.clone()),
+        _ => err.with_path(shown),
     })?;
     if let Some(tag) = tag {
         repo.tag(tag, &id).await?;
@@ -469,8 +497,7 @@ pub async fn import(cx: &Context, file: &Path, tag: Option<&str>) -> Result<Repo
     }
     let _ = write!(
         text,
-        "\n  from {shown} ({})
-{}",
+        "\n  from {shown} ({})\n{}",
         format.name(),
         stats_text(&stats)
     );
@@ -509,8 +536,7 @@ pub async fn list(cx: &Context) -> Result<Report, Failure> {
         let hex = info.id.to_hex();
         let _ = write!(
             text,
-            "
-{:<12}  {:<19}  {:>8}  {:>10}  {:<24}  {}",
+            "\n{:<12}  {:<19}  {:>8}  {:>10}  {:<24}  {}",
             &hex[..12],
             output::timestamp(info.time),
             info.files,
