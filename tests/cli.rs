@@ -741,6 +741,30 @@ fn an_s3_store_on_moto_works_like_a_local_one() {
         id
     );
 
+    // Reading a prefix that holds no repository is ENOENT and creates nothing there.
+    let out = vfs_command(dir)
+        .args([
+            "snapshots",
+            "--store",
+            &format!("s3://{bucket}/nothing-here"),
+        ])
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("vfs: ENOENT: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let listing = moto.get(&format!("/{bucket}?list-type=2&prefix=nothing-here/"));
+    assert!(
+        !listing.contains("<Key>"),
+        "a read created objects: {listing}"
+    );
+
     // A bucket that does not exist is an error on one line, not a hang.
     let started = Instant::now();
     let out = vfs_command(dir)

@@ -17,9 +17,9 @@ use vfs_layer::actions::{
     Action, ActionOutput, ArchiveFormat, MountsConfig, SnapshotSummary, Vfs, VfsEvent,
 };
 use vfs_layer::core::{ErrorKind, MountInfo, VfsError, VfsPath};
+use vfs_layer::snapshot::Repository;
 
 use super::output::{count, duration, size, Failure, Report};
-use super::source;
 use super::store::Context;
 
 /// The runtime's boot config: what a guest starts with before anything is attached.
@@ -219,7 +219,7 @@ pub async fn run(cx: &Context) -> Result<Report, Failure> {
         vfs_layer::snapshot::StoreUrl::parse(&cx.store)?,
         vfs_layer::snapshot::StoreUrl::Local(ref dir) if dir.join("config").is_file()
     );
-    let repo = source::open_store(&cx.store, true).await?;
+    let repo = Repository::open_url(&cx.store).await?;
     let snapshots_before = repo.list_snapshots().await?.len();
     let vfs = Arc::new(Vfs::new(vfs_layer::registry(), repo));
     let mut events = vfs.subscribe();

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use vfs_layer::actions::{MountsConfig, Vfs};
 use vfs_layer::core::{DriverDescriptor, MountOptions, VfsError, VfsPath};
+use vfs_layer::snapshot::Repository;
 
 use super::output::Failure;
-use super::source;
 use super::store::Context;
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -58,7 +58,7 @@ pub async fn serve(
     socket: Option<&Path>,
     mounts: Option<&Path>,
 ) -> Result<(), Failure> {
-    let repo = source::open_store(&cx.store, true).await?;
+    let repo = Repository::open_url(&cx.store).await?;
     let vfs = Arc::new(Vfs::new(vfs_layer::registry(), repo));
     boot(&vfs, mounts).await?;
     let served = match socket {

@@ -84,20 +84,19 @@ pub async fn live(arg: &Path, repo: &Arc<Repository>) -> Result<Live, Failure> {
     }
 }
 
-/// Opens the store `--store` names. Commands that only read refuse a local store that
-/// does not exist, instead of creating an empty one as a side effect of a typo.
-pub async fn open_store(url: &str, create: bool) -> Result<Arc<Repository>, Failure> {
-    if let StoreUrl::Local(dir) = StoreUrl::parse(url)? {
-        if !create && !dir.join("config").is_file() {
-            return Err(Failure::new(
-                ErrorKind::NotFound,
-                "open repository",
-                &dir.display().to_string(),
+/// Opens the store `--store` names for a command that only reads: a store without a
+/// repository is refused, instead of one being created as a side effect of a typo.
+pub async fn open_store(url: &str) -> Result<Arc<Repository>, Failure> {
+    Repository::open_url_existing(url).await.map_err(|err| {
+        if err.kind() == ErrorKind::NotFound && err.operation() == "open repository" {
+            err.with_detail(
                 "no snapshot store here (take a snapshot first, or pass --store / VFS_STORE)",
-            ));
+            )
+            .into()
+        } else {
+            err.into()
         }
-    }
-    Ok(Repository::open_url(url).await?)
+    })
 }
 
 /// Where a local store is or would be, with symlinks resolved as far as the path exists:

@@ -176,7 +176,7 @@ async fn snapshot_into(
 
 /// `vfs restore <snapshot|tag> <dir>`: into a missing or empty host directory.
 pub async fn restore(cx: &Context, name: &str, dir: &Path) -> Result<Report, Failure> {
-    let repo = source::open_store(&cx.store, false).await?;
+    let repo = source::open_store(&cx.store).await?;
     let (id, _) = source::snapshot(&repo, name).await?;
     let shown = dir.display().to_string();
     match std::fs::symlink_metadata(dir) {
@@ -317,7 +317,7 @@ pub fn changes_json(changes: &[Change]) -> Value {
 
 /// `vfs diff <a> <b>`: two snapshots, or a snapshot and a live tree (either order).
 pub async fn diff(cx: &Context, a: &str, b: &str, normalize: bool) -> Result<Report, Failure> {
-    let repo = source::open_store(&cx.store, false).await?;
+    let repo = source::open_store(&cx.store).await?;
     let first = source::side(a, &repo).await?;
     let second = source::side(b, &repo).await?;
     let live_options = |live: &source::Live| SnapshotOptions {
@@ -410,7 +410,7 @@ impl Archive {
 /// export leaves nothing).
 pub async fn export(cx: &Context, name: &str, out: &Path) -> Result<Report, Failure> {
     let format = Archive::of(out, "export")?;
-    let repo = source::open_store(&cx.store, false).await?;
+    let repo = source::open_store(&cx.store).await?;
     let (id, _) = source::snapshot(&repo, name).await?;
     let vfs = Vfs::new(vfs_layer::registry(), repo);
     let started = Instant::now();
@@ -514,7 +514,7 @@ async fn import_into(
 
 /// `vfs snapshots`: every snapshot with its tags, oldest first.
 pub async fn list(cx: &Context) -> Result<Report, Failure> {
-    let repo = source::open_store(&cx.store, false).await?;
+    let repo = source::open_store(&cx.store).await?;
     let snapshots = repo.list_snapshots().await?;
     let mut tags: BTreeMap<SnapshotId, Vec<String>> = BTreeMap::new();
     for (name, id) in repo.list_tags().await? {
@@ -562,7 +562,7 @@ pub async fn list(cx: &Context) -> Result<Report, Failure> {
 
 /// `vfs verify <snapshot>`: reads every blob it reaches; problems fail the command.
 pub async fn verify(cx: &Context, name: &str) -> Result<Report, Failure> {
-    let repo = source::open_store(&cx.store, false).await?;
+    let repo = source::open_store(&cx.store).await?;
     let (id, _) = source::snapshot(&repo, name).await?;
     let started = Instant::now();
     let bar = output::spinner(cx.bars(), "verify");
@@ -644,7 +644,7 @@ pub async fn gc(
     keep_recent: Duration,
     wait: Duration,
 ) -> Result<Report, Failure> {
-    let repo = source::open_store(&cx.store, false).await?;
+    let repo = source::open_store(&cx.store).await?;
     // A name that matches nothing would silently keep nothing: refuse it instead.
     let mut keep_ids = Vec::new();
     for name in keep {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as StorePath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use vfs_core::{ErrorKind, Result, VfsError};
 
-use crate::store::Repository;
+use crate::store::{store_error, Repository};
 
 /// Where a repository lives, parsed from a URL by [`StoreUrl::parse`].
 ///
@@ -212,18 +212,64 @@ impl Repository {
     /// # Ok(()) }
     /// ```
     pub async fn open_url(url: &str) -> Result<Arc<Repository>> {
-        let parsed = StoreUrl::parse(url)?;
-        let store = parsed.object_store()?;
+        let store = StoreUrl::parse(url)?.object_store()?;
         Repository::open(store)
             .await
-            .map_err(|err| match err.path() {
-                // Errors from inside the store name a key; say which store too.
-                Some(key) => {
-                    let path = format!("{} in {}", key, shown(url));
-                    err.map_path(|_| path)
-                }
-                None => err.with_path(shown(url)),
-            })
+            .map_err(|err| in_store(err, url))
+    }
+
+    /// As [`Repository::open_url`] for callers that only read: a store that holds no
+    /// repository yet is `ENOENT` naming the URL, and nothing is created (no directory,
+    /// no `config` object).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> vfs_core::Result<()> {
+    /// let dir = tempfile::tempdir().map_err(|e| vfs_core::VfsError::from_io("mkdtemp", e))?;
+    /// let url = dir.path().join("store").display().to_string();
+    /// let err = vfs_snapshot::Repository::open_url_existing(&url).await.unwrap_err();
+    /// assert_eq!(err.code(), "ENOENT");
+    /// assert!(!dir.path().join("store").exists());
+    /// vfs_snapshot::Repository::open_url(&url).await?;
+    /// vfs_snapshot::Repository::open_url_existing(&url).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_url_existing(url: &str) -> Result<Arc<Repository>> {
+        let parsed = StoreUrl::parse(url)?;
+        let missing = || {
+            VfsError::new(ErrorKind::NotFound, "open repository")
+                .with_path(shown(url))
+                .with_detail("no snapshot repository here yet")
+        };
+        if let StoreUrl::Local(dir) = &parsed {
+            // Checked before object_store() would create the directory.
+            if !dir.join(CONFIG_KEY).is_file() {
+                return Err(missing());
+            }
+        }
+        let store = parsed.object_store()?;
+        match store.head(&StorePath::from(CONFIG_KEY)).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Err(missing()),
+            Err(err) => return Err(in_store(store_error("head", CONFIG_KEY, err), url)),
+        }
+        Repository::open(store)
+            .await
+            .map_err(|err| in_store(err, url))
+    }
+}
+
+/// The key of the object every repository has (FORMAT.md).
+const CONFIG_KEY: &str = "config";
+
+/// Errors from inside a store name a key; this says which store too.
+fn in_store(err: VfsError, url: &str) -> VfsError {
+    match err.path() {
+        Some(key) => {
+            let path = format!("{} in {}", key, shown(url));
+            err.map_path(|_| path)
+        }
+        None => err.with_path(shown(url)),
     }
 }
 
