@@ -780,3 +780,91 @@ fn an_s3_store_on_moto_works_like_a_local_one() {
     assert!(stderr.contains("s3://no-such-bucket-here/x"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// A tar header for a regular file of `size` bytes (ustar, checksum filled in).
+fn tar_header(name: &str, size: u64) -> [u8; 512] {
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    header[100..108].copy_from_slice(b"0000644\0");
+    header[108..116].copy_from_slice(b"0000000\0");
+    header[116..124].copy_from_slice(b"0000000\0");
+    header[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    header[136..148].copy_from_slice(b"00000000000\0");
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    header
+}
+
+fn writer_locks(store: &Path) -> Vec<String> {
+    std::fs::read_dir(store.join("locks"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("writer-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_stops_an_import_cleanly_and_releases_its_lock() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    // A store that exists before (a failed command removes a store it created itself).
+    std::fs::create_dir(dir.join("seed")).unwrap();
+    let seed = snapshot_id(&ok_json(dir, &["snapshot", "seed"]));
+    // The archive comes through a FIFO, so the test decides when the import is mid-way.
+    let fifo = dir.join("incoming.tar");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let mut child = vfs_command(dir)
+        .args(["import", "incoming.tar"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut archive = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    archive.write_all(&tar_header("big.bin", 4 << 20)).unwrap();
+    archive.write_all(&vec![1u8; 64 << 10]).unwrap();
+
+    // The import holds its writer lock while it waits for the rest of the archive.
+    let store = dir.join(".vfs-store");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while writer_locks(&store).is_empty() {
+        assert!(Instant::now() < deadline, "the import never took its lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the child this test spawned.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    // More bytes wake the blocked read, which then sees the signal. The import may stop
+    // reading (and close the pipe) before all of them are taken.
+    let _ = archive.write_all(&vec![2u8; 64 << 10]);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
+    drop(archive);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by a signal"), "{stderr}");
+    assert_eq!(
+        writer_locks(&store),
+        Vec::<String>::new(),
+        "the lock outlived the import"
+    );
+    let listed = ok_json(dir, &["snapshots"]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["snapshots"][0]["snapshotId"], seed.as_str());
+    // gc runs at once: nothing is left for it to wait on.
+    ok_json(dir, &["gc", "--wait", "0"]);
+}

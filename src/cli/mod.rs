@@ -1,6 +1,7 @@
 //! The `vfs` command line: arguments, the runtime, and how results and errors are printed.
 
 mod demo;
+mod interrupt;
 mod output;
 mod serve;
 mod source;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use interrupt::Policy;
 use output::{Failure, Report};
 
 /// The command succeeded.
@@ -132,6 +134,7 @@ pub fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     let json = cli.json;
+    let policy = interrupt_policy(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,7 +147,13 @@ pub fn main() -> ExitCode {
             )
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(async move {
+        if let Some(policy) = policy {
+            interrupt::install(policy);
+        }
+        run(cli).await
+    });
+    match result {
         Ok(Some(report)) => {
             if json {
                 println!("{}", report.json);
@@ -154,8 +163,30 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_OK)
         }
         Ok(None) => ExitCode::from(EXIT_OK),
+        Err(failure) if policy == Some(Policy::Stop) && interrupt::requested() => {
+            if json {
+                println!("{}", failure.to_json());
+            }
+            eprintln!("vfs: interrupted by a signal; stopped before recording anything");
+            ExitCode::from(interrupt::EXIT_INTERRUPTED)
+        }
         Err(failure) => fail(json, failure),
     }
+}
+
+/// How a command meets Ctrl-C or SIGTERM (`serve` handles them itself).
+fn interrupt_policy(command: &Command) -> Option<Policy> {
+    Some(match command {
+        Command::Serve { .. } => return None,
+        Command::Snapshot { .. } | Command::Import { .. } => Policy::Stop,
+        Command::Gc { .. } => Policy::Finish("the garbage collection"),
+        Command::Export { .. } => Policy::Finish("the export"),
+        Command::Restore { .. }
+        | Command::Diff { .. }
+        | Command::Snapshots
+        | Command::Verify { .. }
+        | Command::Demo => Policy::Exit,
+    })
 }
 
 fn fail(json: bool, failure: Failure) -> ExitCode {

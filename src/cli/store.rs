@@ -15,6 +15,7 @@ use vfs_layer::snapshot::{
     RestoreOptions, SnapshotId, SnapshotOptions, SnapshotStats,
 };
 
+use super::interrupt::{self, InterruptibleRead};
 use super::output::{self, count, duration, size, Failure, ProgressFollower, Report};
 use super::source::{self, Side};
 
@@ -148,8 +149,10 @@ async fn snapshot_into(
         progress: Some(progress),
         ..SnapshotOptions::default()
     };
+    // A signal makes the source fail, so the snapshot unwinds and releases its lock.
+    let source = interrupt::Interruptible::wrap(live.fs.clone());
     let result = repo
-        .snapshot(live.fs.as_ref(), &VfsPath::root(), &options)
+        .snapshot(source.as_ref(), &VfsPath::root(), &options)
         .await;
     drop(options);
     bar.finish();
@@ -469,12 +472,14 @@ async fn import_into(
     check_tag(repo, tag).await?;
     let bar = output::byte_bar(cx.bars(), "import", length);
     let options = ImportOptions::default();
+    // A signal makes the archive fail, so the import unwinds and releases its lock.
+    let input = InterruptibleRead(bar.wrap_read(input));
     let result = match format {
-        Archive::Tar => repo.import_tar(bar.wrap_read(input), &options).await,
-        Archive::TarZst => repo.import_tar_zst(bar.wrap_read(input), &options).await,
+        Archive::Tar => repo.import_tar(input, &options).await,
+        Archive::TarZst => repo.import_tar_zst(input, &options).await,
         Archive::AgentOs => {
-            let mut json = Vec::new();
-            match std::io::Read::read_to_end(&mut bar.wrap_read(input), &mut json) {
+            let (mut input, mut json) = (input, Vec::new());
+            match std::io::Read::read_to_end(&mut input, &mut json) {
                 Ok(_) => repo.import_agentos_json(&json, &options).await,
                 Err(err) => Err(VfsError::from_io("import", err)),
             }
