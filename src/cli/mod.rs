@@ -78,8 +78,8 @@ enum Command {
     },
     /// Differences between two snapshots, or a snapshot and a live directory or config.
     Diff {
-        /// A snapshot (id, prefix, tag) or a directory/config (a name with a `/`, `.`,
-        /// or ending in .toml/.json).
+        /// A snapshot (id, prefix, tag), or a live tree: a path containing `/` (./dir),
+        /// `.`, or a .toml/.json mounts config.
         a: String,
         /// The other side.
         b: String,
