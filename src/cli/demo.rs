@@ -137,6 +137,11 @@ fn unexpected(wanted: &str, got: &ActionOutput) -> Failure {
     )
 }
 
+/// The first 12 digits of a snapshot id, as `vfs snapshots` shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 /// What a rerun says of a snapshot whose every blob the store already held.
 const ALREADY_STORED: &str =
     "nothing new: an earlier run stored this exact tree (same content, same id)";
@@ -152,7 +157,7 @@ fn snapshot_line(summary: &SnapshotSummary, took: Duration) -> String {
     let stats = &summary.stats;
     let mut line = format!(
         "{}  {}, {}, {} in {}\n      stored {} new: {} new, {} reused",
-        &summary.snapshot_id[..12],
+        short(&summary.snapshot_id),
         count(stats.files, "file"),
         count(stats.dirs, "dir"),
         size(stats.bytes_total),
@@ -181,7 +186,7 @@ fn event_line(event: &VfsEvent) -> Option<String> {
             snapshot_id, tag, ..
         } => Some(format!(
             "snapshotFinished {}{}",
-            &snapshot_id[..12],
+            short(snapshot_id),
             tag.as_deref()
                 .map(|t| format!(" ({t})"))
                 .unwrap_or_default()
