@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use vfs_core::ErrorKind;
 
 use super::frame::{read_frame, write_message, FrameError, Limits, Message};
-use crate::actions::{Action, ActionError, Vfs};
+use crate::actions::{Action, ActionError, Vfs, VfsEvent};
 
 /// JSON-RPC 2.0 error codes.
 pub(crate) mod code {
@@ -127,18 +127,30 @@ struct Request {
 /// # std::fs::remove_dir_all(&store)?;
 /// # Ok(()) }
 /// ```
-pub async fn serve_stream<R, W>(vfs: Arc<Vfs>, reader: R, writer: W, limits: Limits)
+///
+/// The connection receives every event sent from the moment `serve_stream` is called,
+/// before the returned future is first polled.
+pub fn serve_stream<R, W>(
+    vfs: Arc<Vfs>,
+    reader: R,
+    writer: W,
+    limits: Limits,
+) -> impl std::future::Future<Output = ()> + Send
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    serve_stream_until(vfs, reader, writer, limits, std::future::pending()).await;
+    let events = vfs.subscribe();
+    serve_stream_until(vfs, events, reader, writer, limits, std::future::pending())
 }
 
-/// As [`serve_stream`], and when `stop` completes: stops reading (a message not yet
-/// whole is dropped unrun), lets the requests already running finish and answers them.
+/// As [`serve_stream`] with the connection's event subscription given (taken when the
+/// client was accepted, so it misses nothing sent after), and when `stop` completes:
+/// stops reading (a message not yet whole is dropped unrun), lets the requests already
+/// running finish and answers them.
 pub(crate) async fn serve_stream_until<R, W>(
     vfs: Arc<Vfs>,
+    events: broadcast::Receiver<VfsEvent>,
     mut reader: R,
     mut writer: W,
     limits: Limits,
@@ -157,7 +169,7 @@ pub(crate) async fn serve_stream_until<R, W>(
             }
         }
     });
-    let events_task = tokio::spawn(push_events(vfs.subscribe(), outgoing.clone()));
+    let events_task = tokio::spawn(push_events(events, outgoing.clone()));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     let mut requests = JoinSet::new();
 
@@ -434,10 +446,7 @@ async fn run_request(vfs: &Vfs, request: Request) -> Result<(Value, Vec<Bytes>),
 
 /// Pushes every event as a `event` notification; a client too slow to keep up gets an
 /// `eventsLost` notification with the count instead of the events it missed.
-async fn push_events(
-    mut events: broadcast::Receiver<crate::actions::VfsEvent>,
-    outgoing: mpsc::Sender<Message>,
-) {
+async fn push_events(mut events: broadcast::Receiver<VfsEvent>, outgoing: mpsc::Sender<Message>) {
     loop {
         let body = match events.recv().await {
             Ok(event) => json!({"jsonrpc": "2.0", "method": "event", "params": event}),

@@ -52,8 +52,10 @@ pub async fn serve_stdio_until(
     vfs: Arc<Vfs>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let events = vfs.subscribe();
     connection::serve_stream_until(
         vfs,
+        events,
         stdin::Stdin::new()?,
         tokio::io::stdout(),
         Limits::default(),
@@ -102,6 +104,7 @@ pub async fn serve_unix_with(
                     };
                     connections.spawn(connection::serve_stream_until(
                         vfs.clone(),
+                        vfs.subscribe(),
                         reader,
                         writer,
                         limits,
