@@ -264,8 +264,20 @@ fn mounts_file_boots_the_tree() {
             .code,
         "EROFS"
     );
+    // The events of the last requests still reach the client before the stream ends.
+    let id = client.send("unmountFs", json!({"path": "/seed"}), &[]);
     client.close_write();
-    client.wait_closed();
+    let rest = client.wait_closed();
+    assert!(
+        rest.iter()
+            .any(|m| m.json["id"] == id && m.json["result"]["path"] == "/seed"),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|m| m.json["method"] == "event" && m.json["params"]["type"] == "unmounted"),
+        "{rest:?}"
+    );
     assert!(server.wait().success());
 }
 

@@ -169,7 +169,8 @@ pub(crate) async fn serve_stream_until<R, W>(
             }
         }
     });
-    let events_task = tokio::spawn(push_events(events, outgoing.clone()));
+    let (finish_events, events_finish) = tokio::sync::oneshot::channel();
+    let events_task = tokio::spawn(push_events(events, outgoing.clone(), events_finish));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     let mut requests = JoinSet::new();
 
@@ -223,7 +224,7 @@ pub(crate) async fn serve_stream_until<R, W>(
         });
     }
     while requests.join_next().await.is_some() {}
-    events_task.abort();
+    let _ = finish_events.send(());
     let _ = events_task.await;
     drop(outgoing);
     let _ = writer_task.await;
@@ -444,11 +445,42 @@ async fn run_request(vfs: &Vfs, request: Request) -> Result<(Value, Vec<Bytes>),
     Ok((result, attachments))
 }
 
-/// Pushes every event as a `event` notification; a client too slow to keep up gets an
-/// `eventsLost` notification with the count instead of the events it missed.
-async fn push_events(mut events: broadcast::Receiver<VfsEvent>, outgoing: mpsc::Sender<Message>) {
+/// Pushes every event as an `event` notification; a client too slow to keep up gets an
+/// `eventsLost` notification with the count instead of the events it missed. When
+/// `finish` fires (the connection's requests are done), the events already sent are
+/// still pushed, so a client sees the events of its own last requests before the end.
+async fn push_events(
+    mut events: broadcast::Receiver<VfsEvent>,
+    outgoing: mpsc::Sender<Message>,
+    finish: tokio::sync::oneshot::Receiver<()>,
+) {
+    tokio::pin!(finish);
+    // Once finishing: how many of the events already sent are still to push. Later
+    // ones (other clients keep the server busy) are not waited for.
+    let mut left: Option<usize> = None;
     loop {
-        let body = match events.recv().await {
+        let received = match left {
+            Some(0) => return,
+            Some(ref mut n) => {
+                *n -= 1;
+                match events.try_recv() {
+                    Ok(event) => Ok(event),
+                    Err(broadcast::error::TryRecvError::Lagged(count)) => {
+                        Err(broadcast::error::RecvError::Lagged(count))
+                    }
+                    Err(_) => return,
+                }
+            }
+            None => tokio::select! {
+                biased;
+                received = events.recv() => received,
+                _ = &mut finish => {
+                    left = Some(events.len());
+                    continue;
+                }
+            },
+        };
+        let body = match received {
             Ok(event) => json!({"jsonrpc": "2.0", "method": "event", "params": event}),
             Err(broadcast::error::RecvError::Lagged(count)) => {
                 json!({"jsonrpc": "2.0", "method": "eventsLost", "params": {"count": count}})
