@@ -520,7 +520,7 @@ impl Repository {
         // Store pass, under the writer lock so gc keeps what it dedups against.
         let lock = self.lock_writer().await?;
         let result = self.store_import(items, contents, started).await;
-        self.unlock(&lock).await;
+        lock.release().await;
         result
     }
 

@@ -10,12 +10,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use vfs_core::{ErrorKind, Result, Timestamp, VfsError};
 
 use crate::digest::{Digest, SnapshotId};
@@ -91,6 +92,44 @@ fn age(meta: &ObjectMeta) -> Duration {
     Duration::from_nanos(u64::try_from(now.saturating_sub(then)).unwrap_or(0))
 }
 
+/// A lock object in the store, removed when released or dropped.
+///
+/// Dropping it (a cancelled snapshot, import or gc future) removes the lock from a task
+/// on the current runtime, so a caller that gives up does not leave a lock that blocks gc
+/// until it turns stale. Without a runtime the lock turns stale in time.
+pub(crate) struct LockGuard {
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    released: bool,
+}
+
+impl LockGuard {
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Removes the lock. Failing to is not an error of the operation it guarded (it is
+    /// over); the lock turns stale in time.
+    pub(crate) async fn release(mut self) {
+        self.released = true;
+        let _ = self.store.delete(&StorePath::from(self.key.as_str())).await;
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key) = (self.store.clone(), std::mem::take(&mut self.key));
+            runtime.spawn(async move {
+                let _ = store.delete(&StorePath::from(key)).await;
+            });
+        }
+    }
+}
+
 impl Repository {
     async fn list_metas(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         self.store()
@@ -115,44 +154,42 @@ impl Repository {
             .collect())
     }
 
-    async fn put_lock(&self, kind: &str) -> Result<String> {
+    async fn put_lock(&self, kind: &str) -> Result<LockGuard> {
         let key = format!("locks/{kind}-{}", unique_name());
         let body = format!(
             "{{\"version\":1,\"kind\":\"{kind}\",\"pid\":{}}}",
             std::process::id()
         );
         self.put_if_absent(&key, Bytes::from(body).into()).await?;
-        Ok(key)
-    }
-
-    /// Removes a lock. Failing to is not an error of the operation it guarded (it is
-    /// over); the lock turns stale in time.
-    pub(crate) async fn unlock(&self, key: &str) {
-        let _ = self.store().delete(&StorePath::from(key)).await;
+        Ok(LockGuard {
+            store: self.store().clone(),
+            key,
+            released: false,
+        })
     }
 
     /// Takes a writer lock, waiting while a gc runs, then reloads the indexes so nothing
-    /// a finished gc removed is deduplicated against. Returns the lock to give back with
-    /// [`Repository::unlock`].
-    pub(crate) async fn lock_writer(&self) -> Result<String> {
+    /// a finished gc removed is deduplicated against. The lock goes when the guard is
+    /// released or dropped.
+    pub(crate) async fn lock_writer(&self) -> Result<LockGuard> {
         loop {
-            let key = self.put_lock("writer").await?;
-            let gcs = match self.live_locks("gc", GC_LOCK_STALE, &key).await {
+            let lock = self.put_lock("writer").await?;
+            let gcs = match self.live_locks("gc", GC_LOCK_STALE, lock.key()).await {
                 Ok(gcs) => gcs,
                 Err(err) => {
-                    self.unlock(&key).await;
+                    lock.release().await;
                     return Err(err);
                 }
             };
             if gcs.is_empty() {
                 if let Err(err) = self.load_indexes().await {
-                    self.unlock(&key).await;
+                    lock.release().await;
                     return Err(err);
                 }
-                return Ok(key);
+                return Ok(lock);
             }
             // A gc is running: step aside so it can finish, then try again.
-            self.unlock(&key).await;
+            lock.release().await;
             tokio::time::sleep(LOCK_POLL).await;
         }
     }
@@ -177,8 +214,8 @@ impl Repository {
     /// ```
     pub async fn gc(&self, keep: &[&str], options: &GcOptions) -> Result<GcStats> {
         let lock = self.put_lock("gc").await?;
-        let result = self.gc_locked(&lock, keep, options).await;
-        self.unlock(&lock).await;
+        let result = self.gc_locked(lock.key(), keep, options).await;
+        lock.release().await;
         result
     }
 

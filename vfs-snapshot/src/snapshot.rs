@@ -620,7 +620,7 @@ impl Repository {
         // The writer lock keeps gc from removing blobs this snapshot dedups against.
         let lock = self.lock_writer().await?;
         let result = self.capture(fs, path, options, None).await;
-        self.unlock(&lock).await;
+        lock.release().await;
         result
     }
 

@@ -355,7 +355,7 @@ impl Repository {
         // The writer lock keeps gc from removing blobs this import dedups against.
         let lock = self.lock_writer().await?;
         let result = self.import_tar_locked(input, options).await;
-        self.unlock(&lock).await;
+        lock.release().await;
         result
     }
 

@@ -222,3 +222,49 @@ async fn gc_concurrent_with_a_snapshot_keeps_it_verifiable() {
     // Both orders happened: gc removing blobs the writer's handle knew, and not.
     assert!(orders.0 > 0 && orders.1 > 0, "{orders:?}");
 }
+
+async fn lock_keys(repo: &Repository) -> Vec<String> {
+    use futures::TryStreamExt;
+    let locks: Vec<object_store::ObjectMeta> = repo
+        .store()
+        .list(Some(&object_store::path::Path::from("locks")))
+        .try_collect()
+        .await
+        .unwrap();
+    locks.iter().map(|m| m.location.to_string()).collect()
+}
+
+/// A caller that gives up on a snapshot (a dropped future: a cancelled request, a
+/// timeout) must not leave a writer lock that keeps gc waiting until the lock is stale.
+#[tokio::test]
+async fn a_dropped_snapshot_leaves_no_writer_lock() {
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let repo = Repository::open(store).await.unwrap();
+    let fs = other_tree().await;
+    let root = VfsPath::root();
+    let options = SnapshotOptions::default();
+    let mut snapshot = Box::pin(repo.snapshot(fs.as_ref(), &root, &options));
+    // The in-memory store answers at once, so the first poll takes the lock and runs
+    // until the 3 MiB file's hashing goes to the blocking pool.
+    assert!(futures::poll!(snapshot.as_mut()).is_pending());
+    assert_eq!(
+        lock_keys(&repo).await.len(),
+        1,
+        "the snapshot holds its lock"
+    );
+    drop(snapshot);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !lock_keys(&repo).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock outlived its snapshot"
+        );
+        tokio::task::yield_now().await;
+    }
+    // No writer left: a gc that will not wait for one goes ahead.
+    let no_wait = GcOptions {
+        wait: Duration::ZERO,
+        ..now_gc()
+    };
+    repo.gc(&[], &no_wait).await.unwrap();
+}
