@@ -19,8 +19,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use vfs_core::{
-    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileSystem, Metadata, OpenOptions,
-    Result, SetTime, StatFs, Timestamp, VfsError, VfsPath, XattrMode,
+    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileKind, FileSystem, Metadata,
+    OpenOptions, RenameFlags, Result, SetTime, StatFs, Timestamp, VfsError, VfsPath, XattrMode,
 };
 
 use self::file_data::PAGE_SIZE;
@@ -267,7 +267,7 @@ impl FileSystem for MemoryFs {
     }
 
     async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
-        self.rename_entry(from, to)
+        self.rename_entry(from, to, RenameFlags::default())
     }
 
     async fn symlink(&self, target: &str, link: &VfsPath) -> Result<()> {
@@ -292,11 +292,37 @@ impl FileSystem for MemoryFs {
     }
 
     async fn set_owner(&self, path: &VfsPath, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
-        self.chown(path, uid, gid)
+        self.chown(path, true, uid, gid)
     }
 
     async fn set_times(&self, path: &VfsPath, atime: SetTime, mtime: SetTime) -> Result<()> {
-        self.utimens(path, atime, mtime)
+        self.utimens(path, true, atime, mtime)
+    }
+
+    async fn rename_with(&self, from: &VfsPath, to: &VfsPath, flags: RenameFlags) -> Result<()> {
+        self.rename_entry(from, to, flags)
+    }
+
+    async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        self.make_node(path, kind, mode, rdev)
+    }
+
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        self.chown(path, false, uid, gid)
+    }
+
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        self.utimens(path, false, atime, mtime)
     }
 
     async fn statfs(&self, path: &VfsPath) -> Result<StatFs> {

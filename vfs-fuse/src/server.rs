@@ -1,0 +1,1133 @@
+//! The FUSE request handlers: each request is answered from a task on the tokio runtime,
+//! so a slow driver holds up only the requests that wait for it.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use fuser::{
+    AccessFlags, BsdFileFlags, FileAttr, FileHandle as Fh, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use vfs_core::{
+    write_all_at, Capabilities, DirEntry, ErrorKind, FileHandle, FileKind, FileSystem, Metadata,
+    MountTable, OpenOptions, Result, VfsError, VfsPath, XattrMode,
+};
+
+use crate::attr::{errno, file_attr, file_type, node_kind, set_time};
+use crate::nodes::{NodeKey, NodeTable, GENERATION, SINGLE_SCOPE, VIRTUAL_SCOPE};
+
+const S_ISGID: u32 = 0o2000;
+const S_ISUID: u32 = 0o4000;
+/// Entries a `readdirplus` reply stats at once; about what one reply page holds.
+const READDIR_BATCH: usize = 16;
+
+/// The settings the handlers need.
+pub(crate) struct Settings {
+    pub(crate) attr_ttl: Duration,
+    pub(crate) entry_ttl: Duration,
+    pub(crate) max_write: u32,
+}
+
+/// One open file.
+struct OpenFile {
+    node: u64,
+    handle: Box<dyn FileHandle>,
+}
+
+/// One open directory: its listing, taken at `opendir` so offsets stay stable.
+struct OpenDir {
+    entries: Vec<DirEntry>,
+}
+
+/// Who made a request.
+#[derive(Clone, Copy)]
+struct Caller {
+    uid: u32,
+    gid: u32,
+}
+
+impl Caller {
+    fn of(req: &Request) -> Caller {
+        Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+        }
+    }
+}
+
+/// The state every handler task shares.
+pub(crate) struct Inner {
+    fs: Arc<dyn FileSystem>,
+    table: Option<Arc<MountTable>>,
+    pub(crate) nodes: Mutex<NodeTable>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
+    next_handle: AtomicU64,
+    settings: Settings,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        fs: Arc<dyn FileSystem>,
+        table: Option<Arc<MountTable>>,
+        settings: Settings,
+    ) -> Inner {
+        Inner {
+            fs,
+            table,
+            nodes: Mutex::new(NodeTable::new()),
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            settings,
+        }
+    }
+
+    fn path(&self, node: u64) -> Result<VfsPath> {
+        self.nodes.lock().path_of(node)
+    }
+
+    fn child(&self, parent: u64, name: &OsStr) -> Result<VfsPath> {
+        self.path(parent)?.join(utf8(name)?)
+    }
+
+    /// The scope inode numbers at `path` are unique in: its mount.
+    fn scope(&self, path: &VfsPath) -> u64 {
+        match &self.table {
+            None => SINGLE_SCOPE,
+            Some(table) => table
+                .mount_of(path)
+                .map_or(VIRTUAL_SCOPE, |mount| mount.mount_id.0),
+        }
+    }
+
+    fn capabilities(&self, path: &VfsPath) -> Capabilities {
+        match &self.table {
+            None => self.fs.capabilities(),
+            Some(table) => table.capabilities_at(path).unwrap_or_default(),
+        }
+    }
+
+    /// Registers `name` in `parent` (at `path`, with `meta`) as an entry the kernel will
+    /// count a lookup of, and returns its attributes.
+    fn entry(&self, parent: u64, name: &str, path: &VfsPath, meta: &Metadata) -> FileAttr {
+        let key = (meta.ino != 0).then(|| NodeKey {
+            scope: self.scope(path),
+            ino: meta.ino,
+        });
+        let node = self
+            .nodes
+            .lock()
+            .remember(parent, name, key, meta.kind, true);
+        file_attr(node, meta)
+    }
+
+    fn file(&self, fh: u64) -> Result<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| VfsError::new(ErrorKind::BadHandle, "read"))
+    }
+
+    fn any_open_file(&self, node: u64) -> Option<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .values()
+            .find(|open| open.node == node)
+            .cloned()
+    }
+
+    fn add_handle<T>(&self, map: &Mutex<HashMap<u64, Arc<T>>>, value: T) -> u64 {
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        map.lock().insert(fh, Arc::new(value));
+        fh
+    }
+
+    /// The attributes of `node`, through the open handle `fh` if given, else by path
+    /// (an unlinked file still open answers through any of its handles).
+    async fn getattr(&self, node: u64, fh: Option<u64>) -> Result<FileAttr> {
+        if let Some(open) = fh.and_then(|fh| self.file(fh).ok()) {
+            return Ok(file_attr(node, &open.handle.stat().await?));
+        }
+        match self.path(node) {
+            Ok(path) => Ok(file_attr(node, &self.fs.lstat(&path).await?)),
+            Err(err) => match self.any_open_file(node) {
+                Some(open) => Ok(file_attr(node, &open.handle.stat().await?)),
+                None => Err(err),
+            },
+        }
+    }
+
+    async fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
+        let path = self.child(parent, name)?;
+        let meta = self.fs.lstat(&path).await?;
+        Ok(self.entry(parent, utf8(name)?, &path, &meta))
+    }
+
+    /// Makes a just-created entry belong to the caller, with the group of a setgid
+    /// parent directory (whose driver passed on the setgid bit to subdirectories), as
+    /// Linux's `inode_init_owner`, and returns its metadata.
+    async fn settle_owner(&self, caller: Caller, path: &VfsPath) -> Result<Metadata> {
+        let meta = self.fs.lstat(path).await?;
+        if meta.uid == caller.uid && meta.gid == caller.gid {
+            return Ok(meta);
+        }
+        if !self.capabilities(path).ownership {
+            return Ok(meta);
+        }
+        let parent = path.parent().unwrap_or_else(VfsPath::root);
+        let parent_meta = self.fs.stat(&parent).await?;
+        let gid = if parent_meta.mode & S_ISGID != 0 {
+            parent_meta.gid
+        } else {
+            caller.gid
+        };
+        if meta.uid == caller.uid && meta.gid == gid {
+            return Ok(meta);
+        }
+        self.fs
+            .set_owner_nofollow(path, Some(caller.uid), Some(gid))
+            .await?;
+        if meta.mode & (S_ISUID | S_ISGID) != 0 && !meta.is_symlink() {
+            // chown clears setuid/setgid; a new file keeps the bits it was created with.
+            self.fs.set_permissions(path, meta.mode).await?;
+        }
+        self.fs.lstat(path).await
+    }
+
+    async fn created(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        path: &VfsPath,
+    ) -> Result<FileAttr> {
+        let meta = self.settle_owner(caller, path).await?;
+        Ok(self.entry(parent, utf8(name)?, path, &meta))
+    }
+
+    async fn mkdir(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> Result<FileAttr> {
+        let path = self.child(parent, name)?;
+        self.fs.create_dir(&path, mode & !umask & 0o7777).await?;
+        self.created(caller, parent, name, &path).await
+    }
+
+    async fn mknod(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<FileAttr> {
+        let path = self.child(parent, name)?;
+        let kind = node_kind(mode).ok_or_else(|| invalid("mknod", &path))?;
+        if kind == FileKind::Directory || kind == FileKind::Symlink {
+            return Err(invalid("mknod", &path));
+        }
+        self.fs
+            .make_node(&path, kind, mode & !umask & 0o7777, u64::from(rdev))
+            .await?;
+        self.created(caller, parent, name, &path).await
+    }
+
+    async fn symlink(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        target: &Path,
+    ) -> Result<FileAttr> {
+        let path = self.child(parent, name)?;
+        let target = target
+            .to_str()
+            .ok_or_else(|| invalid("symlink", &path).with_detail("target is not UTF-8"))?;
+        self.fs.symlink(target, &path).await?;
+        self.created(caller, parent, name, &path).await
+    }
+
+    async fn link(&self, node: u64, new_parent: u64, new_name: &OsStr) -> Result<FileAttr> {
+        let existing = self.path(node)?;
+        let new = self.child(new_parent, new_name)?;
+        self.fs.hard_link(&existing, &new).await?;
+        let meta = self.fs.lstat(&new).await?;
+        Ok(self.entry(new_parent, utf8(new_name)?, &new, &meta))
+    }
+
+    async fn unlink(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
+        let path = self.child(parent, name)?;
+        if dir {
+            self.fs.remove_dir(&path).await?;
+        } else {
+            self.fs.remove_file(&path).await?;
+        }
+        self.nodes.lock().unlink(parent, utf8(name)?);
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        let from = self.child(parent, name)?;
+        let to = self.child(new_parent, new_name)?;
+        if !(RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE).contains(flags) {
+            return Err(invalid("rename", &from).with_detail("unsupported rename flags"));
+        }
+        let flags = vfs_core::RenameFlags {
+            no_replace: flags.contains(RenameFlags::RENAME_NOREPLACE),
+            exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
+        };
+        self.fs.rename_with(&from, &to, flags).await?;
+        self.nodes.lock().rename(
+            parent,
+            utf8(name)?,
+            new_parent,
+            utf8(new_name)?,
+            flags.exchange,
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn setattr(
+        &self,
+        node: u64,
+        fh: Option<u64>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+    ) -> Result<FileAttr> {
+        let open = fh.and_then(|fh| self.file(fh).ok());
+        let path = self.path(node);
+        if let Some(size) = size {
+            match &open {
+                Some(open) => open.handle.set_len(size).await?,
+                None => {
+                    self.fs
+                        .truncate(path.as_ref().map_err(clone_err)?, size)
+                        .await?
+                }
+            }
+        }
+        if let Some(mode) = mode {
+            let path = path.as_ref().map_err(clone_err)?;
+            self.fs.set_permissions(path, mode & 0o7777).await?;
+        }
+        if uid.is_some() || gid.is_some() {
+            let path = path.as_ref().map_err(clone_err)?;
+            self.fs.set_owner_nofollow(path, uid, gid).await?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            let path = path.as_ref().map_err(clone_err)?;
+            self.fs
+                .set_times_nofollow(path, set_time(atime), set_time(mtime))
+                .await?;
+        }
+        match (&path, &open) {
+            (Ok(path), _) => Ok(file_attr(node, &self.fs.lstat(path).await?)),
+            (Err(_), Some(open)) => Ok(file_attr(node, &open.handle.stat().await?)),
+            (Err(err), None) => Err(clone_err(err)),
+        }
+    }
+
+    async fn open(&self, node: u64, flags: OpenFlags) -> Result<u64> {
+        let path = self.path(node)?;
+        let handle = self.fs.open(&path, open_options(flags)).await?;
+        Ok(self.add_handle(&self.files, OpenFile { node, handle }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64)> {
+        let path = self.child(parent, name)?;
+        let mut options = open_options(OpenFlags(flags));
+        options.mode = mode & !umask & 0o7777;
+        let exclusive = flags & libc::O_EXCL != 0;
+        // Creating exclusively first tells whether this call made the file, and so
+        // whether it gets the caller as its owner.
+        let (handle, made) = match self.fs.open(&path, options.create_new(true)).await {
+            Ok(handle) => (handle, true),
+            Err(err) if err.kind() == ErrorKind::AlreadyExists && !exclusive => {
+                (self.fs.open(&path, options).await?, false)
+            }
+            Err(err) => return Err(err),
+        };
+        let meta = if made {
+            self.settle_owner(caller, &path).await
+        } else {
+            handle.stat().await
+        };
+        let meta = match meta {
+            Ok(meta) => meta,
+            Err(err) => {
+                let _ = handle.close().await;
+                return Err(err);
+            }
+        };
+        let node_attr = self.entry(parent, utf8(name)?, &path, &meta);
+        let fh = self.add_handle(
+            &self.files,
+            OpenFile {
+                node: node_attr.ino.0,
+                handle,
+            },
+        );
+        Ok((node_attr, fh))
+    }
+
+    async fn write(&self, fh: u64, offset: u64, data: Bytes) -> Result<u32> {
+        let open = self.file(fh)?;
+        let len = data.len();
+        write_all_at(open.handle.as_ref(), offset, data).await?;
+        Ok(len as u32)
+    }
+
+    async fn release(&self, fh: u64) -> Result<()> {
+        let open = self.files.lock().remove(&fh);
+        match open {
+            Some(open) => open.handle.close().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn opendir(&self, node: u64) -> Result<u64> {
+        let path = self.path(node)?;
+        let entries = self.fs.read_dir(&path).await?;
+        Ok(self.add_handle(&self.dirs, OpenDir { entries }))
+    }
+
+    fn listing(&self, fh: u64) -> Result<Arc<OpenDir>> {
+        self.dirs
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| VfsError::new(ErrorKind::BadHandle, "readdir"))
+    }
+
+    fn readdir(&self, node: u64, fh: u64, offset: u64, reply: &mut ReplyDirectory) -> Result<()> {
+        let listing = self.listing(fh)?;
+        let nodes = self.nodes.lock();
+        let parent = nodes.parent_of(node);
+        let dots = [(".", node), ("..", parent)];
+        let total = 2 + listing.entries.len() as u64;
+        for index in offset..total {
+            let full = match index {
+                0 | 1 => {
+                    let (name, ino) = dots[index as usize];
+                    reply.add(INodeNo(ino), index + 1, fuser::FileType::Directory, name)
+                }
+                _ => {
+                    let entry = &listing.entries[(index - 2) as usize];
+                    let ino = nodes.child(node, &entry.name).unwrap_or(entry.ino);
+                    reply.add(INodeNo(ino), index + 1, file_type(entry.kind), &entry.name)
+                }
+            };
+            if full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn readdirplus(
+        &self,
+        node: u64,
+        fh: u64,
+        offset: u64,
+        reply: &mut ReplyDirectoryPlus,
+    ) -> Result<()> {
+        let listing = self.listing(fh)?;
+        let dir = self.path(node)?;
+        let ttl = self.settings.entry_ttl;
+        let generation = Generation(GENERATION);
+        let mut index = offset;
+        // `.` and `..` carry attributes but no lookup the kernel counts.
+        while index < 2 {
+            let (name, ino, path) = if index == 0 {
+                (".", node, dir.clone())
+            } else {
+                let parent = self.nodes.lock().parent_of(node);
+                ("..", parent, dir.parent().unwrap_or_else(VfsPath::root))
+            };
+            let meta = self.fs.lstat(&path).await?;
+            if reply.add(
+                INodeNo(ino),
+                index + 1,
+                name,
+                &ttl,
+                &file_attr(ino, &meta),
+                generation,
+            ) {
+                return Ok(());
+            }
+            index += 1;
+        }
+        let start = (index - 2) as usize;
+        for batch in listing
+            .entries
+            .get(start..)
+            .unwrap_or(&[])
+            .chunks(READDIR_BATCH)
+        {
+            let stats = futures::future::join_all(batch.iter().map(|entry| async {
+                let path = dir.join(&entry.name)?;
+                let meta = self.fs.lstat(&path).await?;
+                Ok::<_, VfsError>((path, meta))
+            }))
+            .await;
+            for (entry, stat) in batch.iter().zip(stats) {
+                index += 1;
+                // Gone since opendir: leave it out, as a fresh listing would.
+                let Ok((path, meta)) = stat else {
+                    continue;
+                };
+                let attr = self.entry(node, &entry.name, &path, &meta);
+                if reply.add(attr.ino, index, &entry.name, &ttl, &attr, generation) {
+                    // It did not fit: the kernel never saw it, so it counts no lookup.
+                    self.nodes.lock().forget(attr.ino.0, 1);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn getxattr(&self, node: u64, name: &OsStr, size: u32) -> Result<Bytes> {
+        let path = self.path(node)?;
+        let value = self.fs.get_xattr(&path, utf8(name)?).await?;
+        check_xattr_size(value.len(), size, &path)?;
+        Ok(value)
+    }
+
+    async fn listxattr(&self, node: u64, size: u32) -> Result<Vec<u8>> {
+        let path = self.path(node)?;
+        let mut list = Vec::new();
+        for name in self.fs.list_xattrs(&path).await? {
+            list.extend_from_slice(name.as_bytes());
+            list.push(0);
+        }
+        check_xattr_size(list.len(), size, &path)?;
+        Ok(list)
+    }
+
+    async fn setxattr(&self, node: u64, name: &OsStr, value: Bytes, flags: i32) -> Result<()> {
+        let path = self.path(node)?;
+        let mode = match flags {
+            0 => XattrMode::Upsert,
+            libc::XATTR_CREATE => XattrMode::CreateOnly,
+            libc::XATTR_REPLACE => XattrMode::ReplaceOnly,
+            _ => return Err(invalid("setxattr", &path)),
+        };
+        self.fs.set_xattr(&path, utf8(name)?, value, mode).await
+    }
+
+    /// `access(2)` when the kernel does not check modes itself (no `default_permissions`).
+    async fn access(&self, caller: Caller, node: u64, mask: i32) -> Result<()> {
+        let path = self.path(node)?;
+        let meta = self.fs.lstat(&path).await?;
+        if mask == libc::F_OK {
+            return Ok(());
+        }
+        let wanted = (mask & 0o7) as u32;
+        let granted = if caller.uid == 0 {
+            // Root may read and write anything, and execute what anyone may.
+            let exec = if meta.is_dir() || meta.mode & 0o111 != 0 {
+                1
+            } else {
+                0
+            };
+            6 | exec
+        } else if caller.uid == meta.uid {
+            (meta.mode >> 6) & 7
+        } else if caller.gid == meta.gid {
+            (meta.mode >> 3) & 7
+        } else {
+            meta.mode & 7
+        };
+        if wanted & !granted != 0 {
+            return Err(
+                VfsError::new(ErrorKind::PermissionDenied, "access").with_path(path.as_str())
+            );
+        }
+        Ok(())
+    }
+
+    async fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+        let open = self.file(fh)?;
+        match mode {
+            0 => open.handle.allocate(offset, length).await,
+            // Without preallocation there is nothing to reserve when the size stays.
+            libc::FALLOC_FL_KEEP_SIZE => Ok(()),
+            _ => Err(VfsError::new(ErrorKind::Unsupported, "fallocate")
+                .with_detail("only mode 0 and FALLOC_FL_KEEP_SIZE are supported")),
+        }
+    }
+}
+
+fn utf8(name: &OsStr) -> Result<&str> {
+    name.to_str().ok_or_else(|| {
+        VfsError::new(ErrorKind::InvalidInput, "lookup").with_detail("name is not UTF-8")
+    })
+}
+
+fn invalid(op: &'static str, path: &VfsPath) -> VfsError {
+    VfsError::new(ErrorKind::InvalidInput, op).with_path(path.as_str())
+}
+
+fn clone_err(err: &VfsError) -> VfsError {
+    let mut copy = VfsError::new(err.kind(), err.operation());
+    if let Some(path) = err.path() {
+        copy = copy.with_path(path);
+    }
+    copy
+}
+
+fn check_xattr_size(len: usize, size: u32, path: &VfsPath) -> Result<()> {
+    if size != 0 && len > size as usize {
+        return Err(VfsError::new(ErrorKind::OutOfRange, "getxattr").with_path(path.as_str()));
+    }
+    Ok(())
+}
+
+fn open_options(flags: OpenFlags) -> OpenOptions {
+    let (read, write) = match flags.acc_mode() {
+        OpenAccMode::O_RDONLY => (true, false),
+        OpenAccMode::O_WRONLY => (false, true),
+        OpenAccMode::O_RDWR => (true, true),
+    };
+    OpenOptions::new()
+        .read(read)
+        .write(write)
+        .append(flags.0 & libc::O_APPEND != 0)
+        .truncate(flags.0 & libc::O_TRUNC != 0)
+}
+
+/// The `fuser` side: every handler takes what it needs from the request and answers
+/// from a task.
+pub(crate) struct Server {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) runtime: Handle,
+}
+
+impl Server {
+    fn spawn<F>(&self, task: impl FnOnce(Arc<Inner>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(task(Arc::clone(&self.inner)));
+    }
+
+    fn entry_reply(inner: &Inner, reply: ReplyEntry, result: Result<FileAttr>) {
+        match result {
+            Ok(attr) => reply.entry_with_ttls(
+                &inner.settings.attr_ttl,
+                &inner.settings.entry_ttl,
+                &attr,
+                Generation(GENERATION),
+            ),
+            Err(err) => reply.error(errno(&err)),
+        }
+    }
+
+    fn attr_reply(inner: &Inner, reply: ReplyAttr, result: Result<FileAttr>) {
+        match result {
+            Ok(attr) => reply.attr(&inner.settings.attr_ttl, &attr),
+            Err(err) => reply.error(errno(&err)),
+        }
+    }
+}
+
+fn empty_reply(reply: ReplyEmpty, result: Result<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(err) => reply.error(errno(&err)),
+    }
+}
+
+impl Filesystem for Server {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let max_write = self.inner.settings.max_write;
+        if let Err(largest) = config.set_max_write(max_write) {
+            let _ = config.set_max_write(largest);
+        }
+        if let Err(largest) = config.set_max_readahead(max_write) {
+            let _ = config.set_max_readahead(largest);
+        }
+        let _ = config.set_max_background(64);
+        // Each one separately: an old kernel lacking one still gets the others.
+        for wanted in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_DONT_MASK,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_MAX_PAGES,
+            InitFlags::FUSE_BIG_WRITES,
+            InitFlags::FUSE_ASYNC_READ,
+        ] {
+            let _ = config.add_capabilities(wanted);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.to_owned();
+        self.spawn(|inner| async move {
+            let result = inner.lookup(parent.0, &name).await;
+            Server::entry_reply(&inner, reply, result);
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inner.nodes.lock().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<Fh>, reply: ReplyAttr) {
+        self.spawn(|inner| async move {
+            let result = inner.getattr(ino.0, fh.map(|fh| fh.0)).await;
+            Server::attr_reply(&inner, reply, result);
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<Fh>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        self.spawn(|inner| async move {
+            let result = inner
+                .setattr(ino.0, fh.map(|fh| fh.0), mode, uid, gid, size, atime, mtime)
+                .await;
+            Server::attr_reply(&inner, reply, result);
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(|inner| async move {
+            let result = async {
+                let path = inner.path(ino.0)?;
+                inner.fs.read_link(&path).await
+            }
+            .await;
+            match result {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let (caller, name) = (Caller::of(req), name.to_owned());
+        self.spawn(|inner| async move {
+            let result = inner
+                .mknod(caller, parent.0, &name, mode, umask, rdev)
+                .await;
+            Server::entry_reply(&inner, reply, result);
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let (caller, name) = (Caller::of(req), name.to_owned());
+        self.spawn(|inner| async move {
+            let result = inner.mkdir(caller, parent.0, &name, mode, umask).await;
+            Server::entry_reply(&inner, reply, result);
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.spawn(|inner| async move {
+            empty_reply(reply, inner.unlink(parent.0, &name, false).await);
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.spawn(|inner| async move {
+            empty_reply(reply, inner.unlink(parent.0, &name, true).await);
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let (caller, name, target) = (Caller::of(req), link_name.to_owned(), target.to_owned());
+        self.spawn(|inner| async move {
+            let result = inner.symlink(caller, parent.0, &name, &target).await;
+            Server::entry_reply(&inner, reply, result);
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.spawn(|inner| async move {
+            let result = inner
+                .rename(parent.0, &name, newparent.0, &newname, flags)
+                .await;
+            empty_reply(reply, result);
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let newname = newname.to_owned();
+        self.spawn(|inner| async move {
+            let result = inner.link(ino.0, newparent.0, &newname).await;
+            Server::entry_reply(&inner, reply, result);
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.spawn(|inner| async move {
+            match inner.open(ino.0, flags).await {
+                Ok(fh) => reply.opened(Fh(fh), FopenFlags::empty()),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: Fh,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.spawn(|inner| async move {
+            let result = async {
+                inner
+                    .file(fh.0)?
+                    .handle
+                    .read_at(offset, size as usize)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(data) => reply.data(&data),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: Fh,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = Bytes::copy_from_slice(data);
+        self.spawn(|inner| async move {
+            match inner.write(fh.0, offset, data).await {
+                Ok(written) => reply.written(written),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: Fh,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Writes reach the driver as they come; what a driver buffers it publishes at
+        // release, where `close` reports it.
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: Fh,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|inner| async move {
+            empty_reply(reply, inner.release(fh.0).await);
+        });
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: Fh, _datasync: bool, reply: ReplyEmpty) {
+        self.spawn(|inner| async move {
+            let result = async { inner.file(fh.0)?.handle.sync().await }.await;
+            empty_reply(reply, result);
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.spawn(|inner| async move {
+            match inner.opendir(ino.0).await {
+                Ok(fh) => reply.opened(Fh(fh), FopenFlags::empty()),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: Fh,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        match self.inner.readdir(ino.0, fh.0, offset, &mut reply) {
+            Ok(()) => reply.ok(),
+            Err(err) => reply.error(errno(&err)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: Fh,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        self.spawn(|inner| async move {
+            match inner.readdirplus(ino.0, fh.0, offset, &mut reply).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: Fh,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.inner.dirs.lock().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: Fh, _datasync: bool, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        self.spawn(|inner| async move {
+            let result = async {
+                let path = inner.path(ino.0)?;
+                inner.fs.statfs(&path).await
+            }
+            .await;
+            match result {
+                Ok(st) => reply.statfs(
+                    st.blocks,
+                    st.blocks_free,
+                    st.blocks_available,
+                    st.files,
+                    st.files_free,
+                    st.block_size,
+                    st.name_max,
+                    st.block_size,
+                ),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (name, value) = (name.to_owned(), Bytes::copy_from_slice(value));
+        self.spawn(|inner| async move {
+            empty_reply(reply, inner.setxattr(ino.0, &name, value, flags).await);
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = name.to_owned();
+        self.spawn(|inner| async move {
+            match inner.getxattr(ino.0, &name, size).await {
+                Ok(value) if size == 0 => reply.size(value.len() as u32),
+                Ok(value) => reply.data(&value),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn(|inner| async move {
+            match inner.listxattr(ino.0, size).await {
+                Ok(list) if size == 0 => reply.size(list.len() as u32),
+                Ok(list) => reply.data(&list),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.spawn(|inner| async move {
+            let result = async {
+                let path = inner.path(ino.0)?;
+                inner.fs.remove_xattr(&path, utf8(&name)?).await
+            }
+            .await;
+            empty_reply(reply, result);
+        });
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let caller = Caller::of(req);
+        self.spawn(|inner| async move {
+            empty_reply(reply, inner.access(caller, ino.0, mask.bits()).await);
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let (caller, name) = (Caller::of(req), name.to_owned());
+        self.spawn(|inner| async move {
+            match inner
+                .create(caller, parent.0, &name, mode, umask, flags)
+                .await
+            {
+                Ok((attr, fh)) => reply.created(
+                    &inner.settings.entry_ttl,
+                    &attr,
+                    Generation(GENERATION),
+                    Fh(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: Fh,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|inner| async move {
+            empty_reply(reply, inner.fallocate(fh.0, offset, length, mode).await);
+        });
+    }
+}
