@@ -75,7 +75,10 @@ pub struct MemoryConfig {
 /// to their directory, absolute targets from this filesystem's root, with `ELOOP` after
 /// [`vfs_core::MAX_SYMLINK_HOPS`]; files are sparse (4 KiB pages allocated on first
 /// write); handles keep an unlinked or replaced file alive; rename is atomic; xattrs,
-/// byte and inode limits with `ENOSPC`. Errors and their precedence follow Linux.
+/// byte and inode limits with `ENOSPC`; `renameat2`'s `RENAME_NOREPLACE` and
+/// `RENAME_EXCHANGE`; FIFOs, sockets and device nodes (`make_node`), which hold only
+/// their metadata: opening one through the driver is `ENOTSUP`, as under FUSE the kernel
+/// serves them itself. Errors and their precedence follow Linux.
 ///
 /// Where it differs from tmpfs, by design:
 /// - No permission checks: every caller acts as root (as the differential tests against
@@ -304,7 +307,7 @@ impl FileSystem for MemoryFs {
     }
 
     async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
-        self.make_node(path, kind, mode, rdev)
+        self.mknod(path, kind, mode, rdev)
     }
 
     async fn set_owner_nofollow(

@@ -330,13 +330,7 @@ impl MemoryFs {
     }
 
     /// `mknod`: a FIFO, socket or device node, or an empty regular file.
-    pub(crate) fn make_node(
-        &self,
-        path: &VfsPath,
-        kind: FileKind,
-        mode: u32,
-        rdev: u64,
-    ) -> Result<()> {
+    pub(crate) fn mknod(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
         const OP: &str = "mknod";
         let body = match kind {
             FileKind::File => Body::File(RwLock::new(FileData::default())),
