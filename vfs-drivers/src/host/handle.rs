@@ -74,6 +74,21 @@ impl FileHandle for HostHandle {
             .await
     }
 
+    async fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        self.blocking
+            .run("fallocate", move || {
+                rustix::fs::fallocate(
+                    &shared.file,
+                    rustix::fs::FallocateFlags::empty(),
+                    offset,
+                    len,
+                )
+                .map_err(|e| fail("fallocate", &shared.path, e))
+            })
+            .await
+    }
+
     async fn stat(&self) -> Result<Metadata> {
         let shared = Arc::clone(&self.shared);
         self.blocking
