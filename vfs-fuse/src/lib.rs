@@ -22,15 +22,26 @@
 //! Mounting uses the `mount` system call as root and `fusermount3` otherwise (fuser's
 //! pure-Rust mount), so no libfuse is linked.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
-//! use vfs_core::FileSystem;
+//! use vfs_drivers::MemoryFs;
 //!
-//! # async fn demo(fs: Arc<dyn FileSystem>) -> vfs_core::Result<()> {
-//! let mount = vfs_fuse::mount(fs, "/mnt/vfs".as_ref(), vfs_fuse::FuseOptions::default())?;
-//! std::fs::write("/mnt/vfs/hello.txt", "hello").map_err(|e| vfs_core::VfsError::from_io("write", e))?;
-//! mount.unmount()?;
-//! # Ok(()) }
+//! let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+//! runtime.block_on(async {
+//!     let dir = tempfile::tempdir()?;
+//!     let options = vfs_fuse::FuseOptions::default();
+//!     let mount = vfs_fuse::mount(Arc::new(MemoryFs::new()), dir.path(), options)?;
+//!     let file = dir.path().join("hello.txt");
+//!     // Blocking I/O on the mount runs off the runtime that answers it.
+//!     let read = tokio::task::spawn_blocking(move || {
+//!         std::fs::write(&file, "hello")?;
+//!         std::fs::read_to_string(&file)
+//!     });
+//!     assert_eq!(read.await??, "hello");
+//!     mount.unmount()?;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![warn(missing_docs)]
@@ -126,6 +137,34 @@ pub fn mount(
 /// Serves a whole mount table at `mountpoint`, like [`mount`]; mounting and unmounting in
 /// `table` while it is served drops the kernel's cached entries for the paths involved
 /// before the table's `mount`/`unmount` return, so no process sees the old tree after.
+///
+/// ```
+/// use std::sync::Arc;
+/// use vfs_core::{FileSystem, MountOptions, MountTable, UnmountOptions, VfsPath};
+/// use vfs_drivers::MemoryFs;
+///
+/// let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+/// runtime.block_on(async {
+///     let dir = tempfile::tempdir()?;
+///     let table = Arc::new(MountTable::new());
+///     table.mount(&VfsPath::root(), Arc::new(MemoryFs::new()), MountOptions::default()).await?;
+///     let mount = vfs_fuse::mount_table(table.clone(), dir.path(), Default::default())?;
+///
+///     let work = VfsPath::new("/work")?;
+///     let workspace = MemoryFs::new();
+///     workspace.write_file(&VfsPath::new("/notes")?, "mounted later".into()).await?;
+///     table.mount(&work, Arc::new(workspace), MountOptions::default()).await?;
+///     let notes = dir.path().join("work/notes");
+///     let seen = tokio::task::spawn_blocking(move || std::fs::read_to_string(notes));
+///     assert_eq!(seen.await??, "mounted later");
+///
+///     table.unmount(&work, UnmountOptions { lazy: true }).await?;
+///     assert!(!dir.path().join("work/notes").exists());
+///     mount.unmount()?;
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn mount_table(
     table: Arc<MountTable>,
     mountpoint: &Path,
