@@ -403,3 +403,180 @@ async fn unmount_then_mountpoint_is_plain_again() {
     fx.mount.take().unwrap().unmount().unwrap();
     assert!(!fx.path("inside").exists());
 }
+
+/// Serves a memory filesystem, except that stat of `/slow` waits until released.
+struct SlowStat {
+    inner: MemoryFs,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[vfs_core::async_trait]
+impl FileSystem for SlowStat {
+    fn kind(&self) -> &str {
+        "slow"
+    }
+    fn capabilities(&self) -> vfs_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn open(
+        &self,
+        path: &VfsPath,
+        options: vfs_core::OpenOptions,
+    ) -> vfs_core::Result<Box<dyn vfs_core::FileHandle>> {
+        self.inner.open(path, options).await
+    }
+    async fn stat(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::Metadata> {
+        self.inner.stat(path).await
+    }
+    async fn lstat(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::Metadata> {
+        if path.as_str() == "/slow" {
+            self.release.notified().await;
+        }
+        self.inner.lstat(path).await
+    }
+    async fn read_dir(&self, path: &VfsPath) -> vfs_core::Result<Vec<vfs_core::DirEntry>> {
+        self.inner.read_dir(path).await
+    }
+    async fn create_dir(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
+        self.inner.create_dir(path, mode).await
+    }
+    async fn remove_file(&self, path: &VfsPath) -> vfs_core::Result<()> {
+        self.inner.remove_file(path).await
+    }
+    async fn remove_dir(&self, path: &VfsPath) -> vfs_core::Result<()> {
+        self.inner.remove_dir(path).await
+    }
+    async fn rename(&self, from: &VfsPath, to: &VfsPath) -> vfs_core::Result<()> {
+        self.inner.rename(from, to).await
+    }
+    async fn symlink(&self, target: &str, link: &VfsPath) -> vfs_core::Result<()> {
+        self.inner.symlink(target, link).await
+    }
+    async fn read_link(&self, path: &VfsPath) -> vfs_core::Result<String> {
+        self.inner.read_link(path).await
+    }
+    async fn hard_link(&self, existing: &VfsPath, new: &VfsPath) -> vfs_core::Result<()> {
+        self.inner.hard_link(existing, new).await
+    }
+    async fn set_permissions(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
+        self.inner.set_permissions(path, mode).await
+    }
+    async fn set_owner(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> vfs_core::Result<()> {
+        self.inner.set_owner(path, uid, gid).await
+    }
+    async fn set_times(
+        &self,
+        path: &VfsPath,
+        atime: vfs_core::SetTime,
+        mtime: vfs_core::SetTime,
+    ) -> vfs_core::Result<()> {
+        self.inner.set_times(path, atime, mtime).await
+    }
+    async fn statfs(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::StatFs> {
+        self.inner.statfs(path).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_request_holds_up_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = MemoryFs::new();
+    inner
+        .write_file(&VfsPath::new("/slow").unwrap(), Bytes::from_static(b"s"))
+        .await
+        .unwrap();
+    inner
+        .write_file(&VfsPath::new("/fast").unwrap(), Bytes::from_static(b"f"))
+        .await
+        .unwrap();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let fs = Arc::new(SlowStat {
+        inner,
+        release: release.clone(),
+    });
+    let mount = vfs_fuse::mount(fs, dir.path(), FuseOptions::default()).unwrap();
+    let slow_path = dir.path().join("slow");
+    let slow = tokio::task::spawn_blocking(move || fs::read(slow_path));
+    let fast_path = dir.path().join("fast");
+    // The slow lookup is still waiting: it is released only after this read returns.
+    let fast = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        io(move || fs::read(fast_path)),
+    )
+    .await
+    .expect("a stalled lookup blocked another request");
+    assert_eq!(fast.unwrap(), b"f");
+    assert!(!slow.is_finished());
+    release.notify_one();
+    assert_eq!(slow.await.unwrap().unwrap(), b"s");
+    mount.unmount().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_entries_belong_to_the_caller_and_setgid_dirs_pass_their_group() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let options = FuseOptions {
+        allow_other: true,
+        ..FuseOptions::default()
+    };
+    let mount = vfs_fuse::mount(Arc::new(MemoryFs::new()), dir.path(), options).unwrap();
+    let root = dir.path().to_owned();
+    io(move || {
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::create_dir(root.join("shared")).unwrap();
+        std::os::unix::fs::chown(root.join("shared"), None, Some(4242)).unwrap();
+        fs::set_permissions(root.join("shared"), fs::Permissions::from_mode(0o2777)).unwrap();
+        let as_nobody = |script: &str| {
+            let mut command = std::process::Command::new("/bin/sh");
+            command.arg("-c").arg(script).current_dir(&root);
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(65534) != 0
+                        || libc::setuid(65534) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let status = command.status().unwrap();
+            assert!(status.success(), "{script}");
+        };
+        as_nobody("umask 022 && touch mine && mkdir mydir && ln -s mine mylink && touch shared/f && mkdir shared/d");
+        let owner = |name: &str| {
+            let meta = fs::symlink_metadata(root.join(name)).unwrap();
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+        };
+        assert_eq!(owner("mine"), (65534, 65534, 0o644));
+        assert_eq!(owner("mydir"), (65534, 65534, 0o755));
+        assert_eq!(owner("mylink").0, 65534);
+        assert_eq!(owner("shared/f"), (65534, 4242, 0o644));
+        assert_eq!(owner("shared/d"), (65534, 4242, 0o2755));
+        // The kernel checks permissions: nobody cannot write root's file.
+        fs::write(root.join("roots"), b"r").unwrap();
+        let mut command = std::process::Command::new("/bin/sh");
+        command.arg("-c").arg("echo x > roots").current_dir(&root);
+        // SAFETY: as above.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        assert!(!command.status().unwrap().success());
+        assert_eq!(fs::read(root.join("roots")).unwrap(), b"r");
+    })
+    .await;
+    mount.unmount().unwrap();
+}
