@@ -45,6 +45,15 @@ pub trait FileHandle: Send + Sync {
         Ok(())
     }
 
+    /// Turns `offset..offset + len` into a hole that reads as zeros, keeping the size
+    /// (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`). The default fails
+    /// with `ENOTSUP`.
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        let _ = (offset, len);
+        Err(VfsError::new(ErrorKind::Unsupported, "fallocate")
+            .with_detail("this filesystem cannot punch holes"))
+    }
+
     /// Makes sure `offset..offset + len` is backed by storage, growing the file to
     /// `offset + len` if it is shorter (`fallocate` with mode 0, `posix_fallocate`).
     ///

@@ -626,6 +626,10 @@ impl FileHandle for MountedHandle {
     async fn allocate(&self, offset: u64, len: u64) -> Result<()> {
         self.inner.allocate(offset, len).await
     }
+
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        self.inner.punch_hole(offset, len).await
+    }
 }
 
 /// Forwards a call to the mount serving the path, mapping error paths back.

@@ -589,12 +589,22 @@ impl Inner {
 
     async fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
         let open = self.file(fh)?;
+        const KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        const PUNCH_HOLE: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        const ZERO_RANGE: i32 = libc::FALLOC_FL_ZERO_RANGE;
         match mode {
             0 => open.handle.allocate(offset, length).await,
             // Without preallocation there is nothing to reserve when the size stays.
-            libc::FALLOC_FL_KEEP_SIZE => Ok(()),
+            KEEP_SIZE => Ok(()),
+            PUNCH_HOLE => open.handle.punch_hole(offset, length).await,
+            // Zeroing a range is a hole over it, then the size it asks for.
+            ZERO_RANGE => {
+                open.handle.punch_hole(offset, length).await?;
+                open.handle.allocate(offset, length).await
+            }
+            _ if mode == ZERO_RANGE | KEEP_SIZE => open.handle.punch_hole(offset, length).await,
             _ => Err(VfsError::new(ErrorKind::Unsupported, "fallocate")
-                .with_detail("only mode 0 and FALLOC_FL_KEEP_SIZE are supported")),
+                .with_detail("supported: mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE")),
         }
     }
 }

@@ -206,7 +206,16 @@ async fn append_exclusive_truncate_and_modes() {
         assert_eq!(rc, 0);
         assert_eq!(allocated.metadata().unwrap().len(), 1 << 16);
         allocated.seek(SeekFrom::Start(0)).unwrap();
-        allocated.write_all(b"x").unwrap();
+        allocated.write_all(&[b'y'; 3 * 4096]).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&allocated);
+        let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        // SAFETY: a valid open descriptor.
+        assert_eq!(unsafe { libc::fallocate(fd, punch, 10, 4096) }, 0);
+        let content = fs::read(root.join("fresh")).unwrap();
+        assert_eq!(content.len(), 1 << 16, "punching keeps the size");
+        assert!(content[..10].iter().all(|&b| b == b'y'));
+        assert!(content[10..4106].iter().all(|&b| b == 0));
+        assert!(content[4106..3 * 4096].iter().all(|&b| b == b'y'));
     })
     .await;
 }
@@ -564,7 +573,11 @@ async fn new_entries_belong_to_the_caller_and_setgid_dirs_pass_their_group() {
         // The kernel checks permissions: nobody cannot write root's file.
         fs::write(root.join("roots"), b"r").unwrap();
         let mut command = std::process::Command::new("/bin/sh");
-        command.arg("-c").arg("echo x > roots").current_dir(&root);
+        command
+            .arg("-c")
+            .arg("echo x > roots")
+            .current_dir(&root)
+            .stderr(std::process::Stdio::null());
         // SAFETY: as above.
         unsafe {
             command.pre_exec(|| {

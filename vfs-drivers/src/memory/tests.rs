@@ -921,3 +921,26 @@ async fn special_nodes_and_nofollow_metadata() {
         Timestamp(1_000_000_007)
     );
 }
+
+#[tokio::test]
+async fn punched_holes_read_as_zeros_and_free_whole_pages() {
+    let fs = MemoryFs::new();
+    let f = p("/f");
+    fs.write_file(&f, Bytes::from(vec![b'x'; 3 * 4096]))
+        .await
+        .unwrap();
+    let handle = fs.open(&f, OpenOptions::new().write(true)).await.unwrap();
+    handle.punch_hole(100, 8192).await.unwrap();
+    let meta = fs.stat(&f).await.unwrap();
+    assert_eq!(meta.size, 3 * 4096, "the size stays");
+    assert_eq!(meta.blocks, 16, "the middle page is a hole again");
+    let data = fs.read_file(&f).await.unwrap();
+    assert!(data[..100].iter().all(|&b| b == b'x'));
+    assert!(data[100..8292].iter().all(|&b| b == 0));
+    assert!(data[8292..].iter().all(|&b| b == b'x'));
+    // Past the end and over holes: nothing to do, nothing allocated.
+    handle.punch_hole(1 << 40, 1 << 40).await.unwrap();
+    assert_eq!(fs.stat(&f).await.unwrap().size, 3 * 4096);
+    let reader = fs.open(&f, OpenOptions::read_only()).await.unwrap();
+    assert_eq!(code(reader.punch_hole(0, 1).await), "EBADF");
+}
