@@ -1,8 +1,8 @@
 //! fsx (crates.io `fsx`, the File System eXerciser) through the kernel on the memory
 //! driver and on an overlay of memory over a host directory, served by vfs-fuse: a seeded
-//! sequence of reads, writes, mmap reads and writes, truncates, fallocates,
-//! copy_file_range, sendfile, fsyncs and reopens of one file, every read checked against
-//! fsx's model of the file.
+//! sequence of reads, writes, mmap reads and writes, truncates, fallocates, punched
+//! holes, copy_file_range, sendfile, fsyncs and reopens of one file, every read checked
+//! against fsx's model of the file.
 //!
 //! 10,000 operations by default; `VFS_FSX_OPS=N` runs N. The binary comes from
 //! `$VFS_FSX` (scripts/test installs it).
@@ -21,9 +21,9 @@ use vfs_drivers::host::HostFs;
 use vfs_drivers::memory::MemoryFs;
 use vfs_drivers::overlay::OverlayFs;
 
-/// Every operation fsx 0.3 knows but hole punching, which no driver here offers (FUSE
-/// answers EOPNOTSUPP and fsx treats that as a failure). Files up to 4 MiB and operations
-/// up to 256 KiB, so requests span several FUSE pages and the kernel's page cache.
+/// Every operation fsx 0.3 knows, hole punching included. Files up to 4 MiB and
+/// operations up to 256 KiB, so requests span many pages of the kernel's page cache and
+/// several FUSE requests.
 const FSX_CONFIG: &str = r#"
 flen = 4194304
 
@@ -44,6 +44,7 @@ posix_fallocate = 2
 sendfile = 1
 posix_fadvise = 1
 copy_file_range = 2
+punch_hole = 1
 "#;
 
 /// The same seed on every run, so a failure reproduces with the same operations.

@@ -181,3 +181,22 @@ async fn allocate_grows_the_file_and_keeps_its_content() {
     );
     assert_eq!(&handle.read_at(0, 5).await.unwrap()[..], b"hello");
 }
+
+#[tokio::test]
+async fn punch_hole_zeroes_a_range_and_keeps_the_size() {
+    let dir = Dir::new("punch");
+    let fs = HostFs::new(&dir.0).unwrap();
+    fs.write_file(&p("/f"), Bytes::from(vec![7u8; 3 * 4096]))
+        .await
+        .unwrap();
+    let handle = fs
+        .open(&p("/f"), OpenOptions::new().read(true).write(true))
+        .await
+        .unwrap();
+    handle.punch_hole(100, 4096 + 50).await.unwrap();
+    let content = handle.read_at(0, 3 * 4096).await.unwrap();
+    assert_eq!(content.len(), 3 * 4096, "the size is kept");
+    assert!(content[..100].iter().all(|b| *b == 7));
+    assert!(content[100..4096 + 150].iter().all(|b| *b == 0));
+    assert!(content[4096 + 150..].iter().all(|b| *b == 7));
+}

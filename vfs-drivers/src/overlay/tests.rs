@@ -184,3 +184,29 @@ async fn rename_no_replace_and_exchange() {
     );
     assert_eq!(fs.read_file(&p("/dir/moved")).await.unwrap(), "new");
 }
+
+#[tokio::test]
+async fn handles_of_copied_up_files_allocate_and_punch_holes() {
+    let (fs, upper, _lower) = overlay().await;
+    let handle = fs
+        .open(
+            &p("/dir/file"),
+            vfs_core::OpenOptions::new().read(true).write(true),
+        )
+        .await
+        .unwrap();
+    handle.allocate(0, 8192).await.unwrap();
+    assert_eq!(handle.stat().await.unwrap().size, 8192);
+    handle.punch_hole(0, 3).await.unwrap();
+    assert_eq!(&handle.read_at(0, 5).await.unwrap()[..], b"\0\0\0er");
+    assert_eq!(upper.stat(&p("/dir/file")).await.unwrap().size, 8192);
+
+    let reader = fs
+        .open(&p("/dir/link"), vfs_core::OpenOptions::read_only())
+        .await
+        .unwrap();
+    assert!(
+        reader.punch_hole(0, 1).await.is_err(),
+        "a read-only handle changes nothing"
+    );
+}
