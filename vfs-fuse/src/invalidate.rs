@@ -46,6 +46,8 @@ fn stale_names(inner: &Inner, path: &VfsPath) -> (Vec<(u64, Box<str>)>, Vec<u64>
         let mut current = ROOT;
         for (depth, name) in names.iter().enumerate() {
             let Some(child) = nodes.child(current, name) else {
+                // The kernel may hold a negative entry for a name this table never saw.
+                entries.push((current, Box::from(*name)));
                 break;
             };
             let last = depth + 1 == names.len();

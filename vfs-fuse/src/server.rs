@@ -609,6 +609,25 @@ impl Inner {
     }
 }
 
+/// What a negative entry carries: node id 0 says "no such name", the rest is unused.
+fn negative_attr() -> Metadata {
+    Metadata {
+        kind: FileKind::File,
+        size: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        nlink: 0,
+        ino: 0,
+        blocks: 0,
+        rdev: 0,
+        atime: vfs_core::Timestamp::EPOCH,
+        mtime: vfs_core::Timestamp::EPOCH,
+        ctime: vfs_core::Timestamp::EPOCH,
+        btime: vfs_core::Timestamp::EPOCH,
+    }
+}
+
 fn utf8(name: &OsStr) -> Result<&str> {
     name.to_str().ok_or_else(|| {
         VfsError::new(ErrorKind::InvalidInput, "lookup").with_detail("name is not UTF-8")
@@ -730,8 +749,17 @@ impl Filesystem for Server {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
         self.spawn(|inner| async move {
-            let result = inner.lookup(parent.0, &name).await;
-            Server::entry_reply(&inner, reply, result);
+            match inner.lookup(parent.0, &name).await {
+                // A negative entry the kernel may cache for the entry TTL: creating the
+                // name through the mount replaces it, and a mount table change drops it.
+                Err(err) if err.kind() == ErrorKind::NotFound => reply.entry_with_ttls(
+                    &inner.settings.attr_ttl,
+                    &inner.settings.entry_ttl,
+                    &file_attr(0, &negative_attr()),
+                    Generation(GENERATION),
+                ),
+                result => Server::entry_reply(&inner, reply, result),
+            }
         });
     }
 
