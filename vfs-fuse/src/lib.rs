@@ -273,6 +273,12 @@ impl FuseMount {
             } else {
                 session.umount_and_join()
             };
+            // Readers still waiting when the kernel tears the connection down see it
+            // aborted rather than closed; after an unmount both are the normal end.
+            let joined = match joined {
+                Err(err) if err.raw_os_error() == Some(libc::ECONNABORTED) => Ok(()),
+                other => other,
+            };
             joined.map_err(|err| {
                 VfsError::from_io("umount", err).with_path(path.display().to_string())
             })
