@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+mod acl;
 mod attr;
 mod invalidate;
 mod nodes;

@@ -24,6 +24,7 @@ use vfs_core::{
     MountTable, OpenOptions, Result, VfsError, VfsPath, XattrMode,
 };
 
+use crate::acl;
 use crate::attr::{errno, file_attr, file_type, node_kind, set_time};
 use crate::nodes::{NodeKey, NodeTable, GENERATION, SINGLE_SCOPE, VIRTUAL_SCOPE};
 
@@ -529,7 +530,11 @@ impl Inner {
 
     async fn getxattr(&self, node: u64, name: &OsStr, size: u32) -> Result<Bytes> {
         let path = self.path(node)?;
-        let value = self.fs.get_xattr(&path, utf8(name)?).await?;
+        let name = utf8(name)?;
+        if acl::is_acl(name) {
+            return Err(VfsError::new(ErrorKind::NoAttribute, "getxattr").with_path(path.as_str()));
+        }
+        let value = self.fs.get_xattr(&path, name).await?;
         check_xattr_size(value.len(), size, &path)?;
         Ok(value)
     }
@@ -538,6 +543,9 @@ impl Inner {
         let path = self.path(node)?;
         let mut list = Vec::new();
         for name in self.fs.list_xattrs(&path).await? {
+            if acl::is_acl(&name) {
+                continue;
+            }
             list.extend_from_slice(name.as_bytes());
             list.push(0);
         }
@@ -545,8 +553,18 @@ impl Inner {
         Ok(list)
     }
 
-    async fn setxattr(&self, node: u64, name: &OsStr, value: Bytes, flags: i32) -> Result<()> {
+    async fn setxattr(
+        &self,
+        caller: Caller,
+        node: u64,
+        name: &OsStr,
+        value: Bytes,
+        flags: i32,
+    ) -> Result<()> {
         let path = self.path(node)?;
+        if acl::is_acl(utf8(name)?) {
+            return self.set_acl(caller, &path, utf8(name)?, &value).await;
+        }
         let mode = match flags {
             0 => XattrMode::Upsert,
             libc::XATTR_CREATE => XattrMode::CreateOnly,
@@ -554,6 +572,29 @@ impl Inner {
             _ => return Err(invalid("setxattr", &path)),
         };
         self.fs.set_xattr(&path, utf8(name)?, value, mode).await
+    }
+
+    /// An ACL that restates permission bits is the `chmod` it means (see [`acl`]).
+    async fn set_acl(
+        &self,
+        caller: Caller,
+        path: &VfsPath,
+        name: &str,
+        value: &[u8],
+    ) -> Result<()> {
+        let refuse = |kind| VfsError::new(kind, "setxattr").with_path(path.as_str());
+        let Some(bits) = (name == acl::ACCESS).then(|| acl::mode_of(value)).flatten() else {
+            return Err(refuse(ErrorKind::Unsupported)
+                .with_detail("only ACLs that the permission bits can express are stored"));
+        };
+        let meta = self.fs.stat(path).await?;
+        // As for chmod: only the owner (or root) may change the mode.
+        if caller.uid != 0 && caller.uid != meta.uid {
+            return Err(refuse(ErrorKind::NotPermitted));
+        }
+        self.fs
+            .set_permissions(path, (meta.mode & 0o7000) | bits)
+            .await
     }
 
     /// `access(2)` when the kernel does not check modes itself (no `default_permissions`).
@@ -1084,7 +1125,7 @@ impl Filesystem for Server {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -1093,8 +1134,10 @@ impl Filesystem for Server {
         reply: ReplyEmpty,
     ) {
         let (name, value) = (name.to_owned(), Bytes::copy_from_slice(value));
+        let caller = Caller::of(req);
         self.spawn(|inner| async move {
-            empty_reply(reply, inner.setxattr(ino.0, &name, value, flags).await);
+            let result = inner.setxattr(caller, ino.0, &name, value, flags).await;
+            empty_reply(reply, result);
         });
     }
 
@@ -1124,7 +1167,13 @@ impl Filesystem for Server {
         self.spawn(|inner| async move {
             let result = async {
                 let path = inner.path(ino.0)?;
-                inner.fs.remove_xattr(&path, utf8(&name)?).await
+                let name = utf8(&name)?;
+                if acl::is_acl(name) {
+                    // No ACL is ever stored (see `acl`), so there is none to remove.
+                    return Err(VfsError::new(ErrorKind::NoAttribute, "removexattr")
+                        .with_path(path.as_str()));
+                }
+                inner.fs.remove_xattr(&path, name).await
             }
             .await;
             empty_reply(reply, result);

@@ -593,3 +593,42 @@ async fn new_entries_belong_to_the_caller_and_setgid_dirs_pass_their_group() {
     .await;
     mount.unmount().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cp_a_keeps_modes_it_sets_through_acls() {
+    let source = tempfile::tempdir().unwrap();
+    let tree = source.path().join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("sub/f"), b"f").unwrap();
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o751)).unwrap();
+    fs::set_permissions(tree.join("sub/f"), fs::Permissions::from_mode(0o604)).unwrap();
+    let fx = Fixture::memory();
+    let target = fx.path("copy");
+    io(move || {
+        // cp -a writes each mode as an access ACL (system.posix_acl_access).
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&tree)
+            .arg(&target)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&target), 0o751);
+        assert_eq!(mode(&target.join("sub")), mode(&tree.join("sub")));
+        assert_eq!(mode(&target.join("sub/f")), 0o604);
+        let name = CString::new("system.posix_acl_access").unwrap();
+        let mut buf = [0u8; 64];
+        // SAFETY: valid strings and buffer.
+        let len = unsafe {
+            libc::getxattr(
+                c_path(&target).as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                64,
+            )
+        };
+        assert_eq!(len, -1, "no ACL is stored beside the mode");
+    })
+    .await;
+}
