@@ -6,7 +6,7 @@ use fuser::{INodeNo, Notifier};
 use vfs_core::{MountEvent, VfsPath};
 
 use crate::nodes::{ROOT, VIRTUAL_SCOPE};
-use crate::server::Inner;
+use crate::ops::Inner;
 
 /// A filesystem was mounted or unmounted at some path: the kernel forgets the name of
 /// the mount point (and of the virtual directories above it, which appear and vanish

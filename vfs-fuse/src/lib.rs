@@ -50,6 +50,7 @@ mod acl;
 mod attr;
 mod invalidate;
 mod nodes;
+mod ops;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -60,7 +61,8 @@ use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use vfs_core::{ChangeHookId, ErrorKind, FileSystem, MountTable, Result, VfsError};
 
-use crate::server::{Inner, Server, Settings};
+use crate::ops::{Inner, Settings};
+use crate::server::Server;
 
 /// How a filesystem is served.
 ///
