@@ -257,7 +257,9 @@ impl FuseMount {
     }
 
     /// Unmounts and waits for the request threads to finish. A mount still in use
-    /// (a process's working directory or open file) is detached lazily, as `umount -l`.
+    /// (a process's working directory or open file) is detached lazily, as `umount -l`:
+    /// those processes keep being served (while the tokio runtime lives) until they
+    /// leave, and this returns at once.
     pub fn unmount(mut self) -> Result<()> {
         self.stop()
     }
@@ -271,10 +273,15 @@ impl FuseMount {
         };
         let path = self.mountpoint.clone();
         blocking(move || {
-            let joined = if detach(&path)? {
-                session.join()
-            } else {
-                session.umount_and_join()
+            let joined = match detach(&path)? {
+                Detached::Now => session.join(),
+                // Processes still using the mount keep being served until they leave;
+                // the request threads end by themselves then.
+                Detached::Lazily => {
+                    drop(session);
+                    Ok(())
+                }
+                Detached::NotPermitted => session.umount_and_join(),
             };
             // Readers still waiting when the kernel tears the connection down see it
             // aborted rather than closed; after an unmount both are the normal end.
@@ -289,9 +296,18 @@ impl FuseMount {
     }
 }
 
-/// Unmounts `path`, lazily if it is busy, with the `umount2` system call; false when
-/// that is not permitted (not root), where fuser's unmount runs `fusermount3 -u`.
-fn detach(path: &Path) -> Result<bool> {
+/// How [`detach`] went.
+enum Detached {
+    /// Unmounted: the request threads are ending.
+    Now,
+    /// Busy, so detached lazily (`umount -l`): it is served until its last user leaves.
+    Lazily,
+    /// Not root: fuser's own unmount goes through `fusermount3 -u`.
+    NotPermitted,
+}
+
+/// Unmounts `path` with the `umount2` system call, lazily if it is busy.
+fn detach(path: &Path) -> Result<Detached> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         VfsError::new(ErrorKind::InvalidInput, "umount").with_detail("mountpoint holds NUL")
@@ -299,21 +315,20 @@ fn detach(path: &Path) -> Result<bool> {
     // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the calls.
     let plain = unsafe { libc::umount2(c_path.as_ptr(), 0) };
     if plain == 0 {
-        return Ok(true);
+        return Ok(Detached::Now);
     }
     let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EBUSY) => {
             // SAFETY: as above.
             if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
-                Ok(true)
+                Ok(Detached::Lazily)
             } else {
                 Err(VfsError::from_io("umount", std::io::Error::last_os_error())
                     .with_path(path.display().to_string()))
             }
         }
-        // Not root: fuser's own unmount goes through fusermount3.
-        Some(libc::EPERM) => Ok(false),
+        Some(libc::EPERM) => Ok(Detached::NotPermitted),
         _ => Err(VfsError::from_io("umount", err).with_path(path.display().to_string())),
     }
 }

@@ -632,3 +632,24 @@ async fn cp_a_keeps_modes_it_sets_through_acls() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unmounting_a_busy_mount_detaches_it_and_keeps_serving_its_users() {
+    let mut fx = Fixture::memory();
+    let file = fx.path("held");
+    let held = io(move || {
+        fs::write(&file, b"still here").unwrap();
+        fs::File::open(&file).unwrap()
+    })
+    .await;
+    fx.mount.take().unwrap().unmount().unwrap();
+    assert!(!fx.path("held").exists(), "the name is gone from the tree");
+    let content = io(move || {
+        let mut held = held;
+        let mut content = String::new();
+        held.read_to_string(&mut content).unwrap();
+        content
+    })
+    .await;
+    assert_eq!(content, "still here", "the open file is still served");
+}
