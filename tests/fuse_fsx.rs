@@ -109,15 +109,16 @@ fn fsx_on(driver: &str, fs: Arc<dyn FileSystem>) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() || !stdout.contains("All operations completed A-OK!") {
-        // fsx leaves its operation log beside its good copy of the file.
-        let log = std::fs::read(work.path().join("fsx.data.fsxlog")).unwrap_or_default();
+        // fsx dumps its last operations to stderr, and leaves its model of the file as
+        // fsx.data.fsxgood in the work directory (kept for inspection).
+        let work = work.keep();
         panic!(
-            "fsx on {driver} failed ({}), seed {SEED}, {ops} operations:\n{}\n{}\n\
-             last operations:\n{}",
+            "fsx on {driver} failed ({}), seed {SEED}, {ops} operations; fsx.data.fsxgood in {}:\n\
+             {}\n{}",
             output.status,
-            tail(stdout.as_bytes(), 30),
-            tail(stderr.as_bytes(), 30),
-            tail(&log, 30)
+            work.display(),
+            tail(stdout.as_bytes(), 20),
+            tail(stderr.as_bytes(), 60),
         );
     }
     served.unmount();
