@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{ErrorKind, Result, VfsError};
-use crate::metadata::{Capabilities, DirEntry, Metadata, OpenOptions, SetTime, StatFs, XattrMode};
+use crate::metadata::{
+    Capabilities, DirEntry, FileKind, Metadata, OpenOptions, RenameFlags, SetTime, StatFs,
+    XattrMode,
+};
 use crate::path::VfsPath;
 
 /// The most symlinks one path resolution follows before failing with `ELOOP`, as on Linux.
@@ -39,6 +42,31 @@ pub trait FileHandle: Send + Sync {
     /// Finishes the handle: drivers that buffer (object stores) publish here and report
     /// the error. Dropping a handle without closing it releases it too, but can lose errors.
     async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Turns `offset..offset + len` into a hole that reads as zeros, keeping the size
+    /// (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`). The default fails
+    /// with `ENOTSUP`.
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        let _ = (offset, len);
+        Err(VfsError::new(ErrorKind::Unsupported, "fallocate")
+            .with_detail("this filesystem cannot punch holes"))
+    }
+
+    /// Makes sure `offset..offset + len` is backed by storage, growing the file to
+    /// `offset + len` if it is shorter (`fallocate` with mode 0, `posix_fallocate`).
+    ///
+    /// The default grows the file with `set_len`, which is all a driver without
+    /// preallocation can promise; `EFBIG` when the end does not fit a file size.
+    async fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        let end = offset
+            .checked_add(len)
+            .filter(|end| *end <= i64::MAX as u64)
+            .ok_or_else(|| VfsError::new(ErrorKind::FileTooLarge, "fallocate"))?;
+        if end > self.stat().await?.size {
+            self.set_len(end).await?;
+        }
         Ok(())
     }
 }
@@ -153,6 +181,61 @@ pub trait FileSystem: Send + Sync {
     async fn remove_xattr(&self, path: &VfsPath, name: &str) -> Result<()> {
         let _ = name;
         Err(unsupported("removexattr", path))
+    }
+
+    /// `rename` with `renameat2` flags: `no_replace` fails with `EEXIST` if `to` exists,
+    /// `exchange` swaps the two entries atomically (both must exist).
+    ///
+    /// The default serves the empty flags by `rename` and refuses any flag with `EINVAL`,
+    /// as Linux does on filesystems that do not support it.
+    async fn rename_with(&self, from: &VfsPath, to: &VfsPath, flags: RenameFlags) -> Result<()> {
+        if flags.is_empty() {
+            return self.rename(from, to).await;
+        }
+        Err(VfsError::new(ErrorKind::InvalidInput, "rename")
+            .with_path(from.as_str())
+            .with_detail("rename flags are not supported by this filesystem"))
+    }
+
+    /// Creates a special file (`mknod`): a FIFO, a socket, or a character or block
+    /// device numbered `rdev`. Regular files and directories have their own calls
+    /// (`EINVAL` here). The default fails with `ENOTSUP`.
+    async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        let _ = (kind, mode, rdev);
+        Err(unsupported("mknod", path))
+    }
+
+    /// `set_owner` on the entry itself, not following a final symlink (`lchown`).
+    ///
+    /// The default forwards to `set_owner` for anything but a symlink and fails with
+    /// `ENOTSUP` on a symlink.
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        if self.lstat(path).await?.is_symlink() {
+            return Err(unsupported("lchown", path));
+        }
+        self.set_owner(path, uid, gid).await
+    }
+
+    /// `set_times` on the entry itself, not following a final symlink
+    /// (`utimensat` with `AT_SYMLINK_NOFOLLOW`).
+    ///
+    /// The default forwards to `set_times` for anything but a symlink and fails with
+    /// `ENOTSUP` on a symlink.
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        if self.lstat(path).await?.is_symlink() {
+            return Err(unsupported("lutimes", path));
+        }
+        self.set_times(path, atime, mtime).await
     }
 
     /// Releases the driver's resources when it is unmounted. Handles already open keep

@@ -20,9 +20,12 @@ pub mod conformance;
 pub use error::{ErrorKind, Result, VfsError};
 pub use filesystem::{write_all_at, FileHandle, FileSystem, MAX_SYMLINK_HOPS};
 pub use metadata::{
-    Capabilities, DirEntry, FileKind, Metadata, OpenOptions, SetTime, StatFs, Timestamp, XattrMode,
+    Capabilities, DirEntry, FileKind, Metadata, OpenOptions, RenameFlags, SetTime, StatFs,
+    Timestamp, XattrMode,
 };
-pub use mount_table::{MountEvent, MountId, MountInfo, MountOptions, MountTable, UnmountOptions};
+pub use mount_table::{
+    ChangeHookId, MountEvent, MountId, MountInfo, MountOptions, MountTable, UnmountOptions,
+};
 pub use path::{VfsPath, MAX_NAME_BYTES, MAX_PATH_BYTES};
 pub use read_only::ReadOnlyFs;
 pub use registry::{parse_config, DriverDescriptor, DriverFactory, DriverRegistry};

@@ -229,6 +229,30 @@ pub struct StatFs {
     pub name_max: u32,
 }
 
+/// The flags of `renameat2`, for [`FileSystem::rename_with`](crate::FileSystem::rename_with).
+///
+/// ```
+/// use vfs_core::RenameFlags;
+///
+/// assert!(RenameFlags::default().is_empty());
+/// assert!(!RenameFlags { no_replace: true, ..RenameFlags::default() }.is_empty());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RenameFlags {
+    /// Fail with `EEXIST` if the target exists (`RENAME_NOREPLACE`).
+    pub no_replace: bool,
+    /// Swap source and target atomically; both must exist (`RENAME_EXCHANGE`).
+    pub exchange: bool,
+}
+
+impl RenameFlags {
+    /// Whether no flag is set: a plain `rename`.
+    pub fn is_empty(&self) -> bool {
+        !self.no_replace && !self.exchange
+    }
+}
+
 /// How `set_xattr` treats an existing attribute (`XATTR_CREATE` / `XATTR_REPLACE`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

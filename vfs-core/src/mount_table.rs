@@ -16,7 +16,8 @@ use tokio::sync::broadcast;
 use crate::error::{ErrorKind, Result, VfsError};
 use crate::filesystem::{FileHandle, FileSystem};
 use crate::metadata::{
-    Capabilities, DirEntry, FileKind, Metadata, OpenOptions, SetTime, StatFs, Timestamp, XattrMode,
+    Capabilities, DirEntry, FileKind, Metadata, OpenOptions, RenameFlags, SetTime, StatFs,
+    Timestamp, XattrMode,
 };
 use crate::path::{is_within, rebase_str, VfsPath};
 use crate::read_only::ReadOnlyFs;
@@ -210,7 +211,15 @@ pub struct MountTable {
     next_id: AtomicU64,
     events: broadcast::Sender<MountEvent>,
     virtual_times: Timestamp,
+    hooks: parking_lot::RwLock<Vec<(ChangeHookId, ChangeHook)>>,
+    next_hook: AtomicU64,
 }
+
+type ChangeHook = Arc<dyn Fn(&MountEvent) + Send + Sync>;
+
+/// Identifies a hook added with [`MountTable::on_change`], to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChangeHookId(u64);
 
 impl Default for MountTable {
     fn default() -> MountTable {
@@ -231,6 +240,8 @@ impl MountTable {
             next_id: AtomicU64::new(1),
             events,
             virtual_times: Timestamp::now(),
+            hooks: parking_lot::RwLock::new(Vec::new()),
+            next_hook: AtomicU64::new(1),
         }
     }
 
@@ -270,8 +281,10 @@ impl MountTable {
         let info = mount.info.clone();
         let mounts = current.mounts.values().cloned().chain([mount]);
         self.table.store(Arc::new(Table::with_mounts(mounts)));
+        let event = MountEvent::Mounted { mount: info };
+        self.run_hooks(&event);
         // Nobody listening is fine: events are for whoever subscribed.
-        let _ = self.events.send(MountEvent::Mounted { mount: info });
+        let _ = self.events.send(event);
         Ok(id)
     }
 
@@ -338,6 +351,10 @@ impl MountTable {
             .cloned();
         self.table.store(Arc::new(Table::with_mounts(remaining)));
         let info = mount.info.clone();
+        self.run_hooks(&MountEvent::Unmounted {
+            mount: info.clone(),
+            lazy: open > 0,
+        });
         if let Err(err) = mount.fs.shutdown().await {
             let _ = self.events.send(MountEvent::ShutdownFailed {
                 mount: info.clone(),
@@ -365,6 +382,33 @@ impl MountTable {
         mounts
     }
 
+    /// Runs `hook` on every mount and unmount from now on, synchronously, after the
+    /// table changed and before `mount`/`unmount` return (an unmount's hook runs before
+    /// the driver's shutdown). A FUSE server uses it to drop the kernel's cached entries
+    /// so that no process sees the old tree once the call has returned; the broadcast
+    /// [`MountTable::subscribe`] gives no such ordering. The hook must be quick.
+    pub fn on_change(&self, hook: impl Fn(&MountEvent) + Send + Sync + 'static) -> ChangeHookId {
+        let id = ChangeHookId(self.next_hook.fetch_add(1, Ordering::Relaxed));
+        self.hooks.write().push((id, Arc::new(hook)));
+        id
+    }
+
+    /// Removes a hook added with [`MountTable::on_change`]; false if it was not there.
+    pub fn remove_change_hook(&self, id: ChangeHookId) -> bool {
+        let mut hooks = self.hooks.write();
+        let before = hooks.len();
+        hooks.retain(|(hook_id, _)| *hook_id != id);
+        hooks.len() != before
+    }
+
+    fn run_hooks(&self, event: &MountEvent) {
+        // Cloned out so a hook may add or remove hooks without deadlocking.
+        let hooks: Vec<ChangeHook> = self.hooks.read().iter().map(|(_, h)| h.clone()).collect();
+        for hook in hooks {
+            hook(event);
+        }
+    }
+
     /// Events from now on: mounted, unmounted, shutdown failed.
     pub fn subscribe(&self) -> broadcast::Receiver<MountEvent> {
         self.events.subscribe()
@@ -376,6 +420,22 @@ impl MountTable {
             .load()
             .covering(path)
             .map(|mount| mount.fs.capabilities())
+    }
+
+    /// The mount serving `path` (the longest mount-point prefix), `None` where nothing
+    /// is mounted (a virtual directory, or nothing at all). FUSE keys its inodes by it.
+    pub fn mount_of(&self, path: &VfsPath) -> Option<MountInfo> {
+        self.table
+            .load()
+            .covering(path)
+            .map(|mount| mount.info.clone())
+    }
+
+    /// Whether `path` is a virtual directory: an ancestor of a mount point that no
+    /// mounted filesystem holds.
+    pub fn is_virtual(&self, path: &VfsPath) -> bool {
+        let table = self.table.load();
+        table.mount_children.contains_key(path.as_str()) && table.covering(path).is_none()
     }
 
     /// The number of handles open on the mount at `path`.
@@ -562,6 +622,14 @@ impl FileHandle for MountedHandle {
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }
+
+    async fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        self.inner.allocate(offset, len).await
+    }
+
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        self.inner.punch_hole(offset, len).await
+    }
 }
 
 /// Forwards a call to the mount serving the path, mapping error paths back.
@@ -685,6 +753,48 @@ impl FileSystem for MountTable {
             .rename(&source.inner, &target.inner)
             .await
             .map_err(|err| source.outer_error(err))
+    }
+
+    async fn rename_with(&self, from: &VfsPath, to: &VfsPath, flags: RenameFlags) -> Result<()> {
+        let source = self.resolve_for_detach("rename", from)?;
+        let target = self.resolve_for_detach("rename", to)?;
+        if source.mount.info.mount_id != target.mount.info.mount_id {
+            return Err(VfsError::new(ErrorKind::CrossesDevices, "rename").with_path(from.as_str()));
+        }
+        source
+            .fs()
+            .rename_with(&source.inner, &target.inner, flags)
+            .await
+            .map_err(|err| source.outer_error(err))
+    }
+
+    async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        let resolved = self.resolve_for_create("mknod", path)?;
+        resolved
+            .fs()
+            .make_node(&resolved.inner, kind, mode, rdev)
+            .await
+            .map_err(|err| resolved.outer_error(err))
+    }
+
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        forward!(self, "lchown", path, |fs, inner| fs
+            .set_owner_nofollow(inner, uid, gid))
+    }
+
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        forward!(self, "lutimes", path, |fs, inner| fs
+            .set_times_nofollow(inner, atime, mtime))
     }
 
     async fn symlink(&self, target: &str, link: &VfsPath) -> Result<()> {

@@ -7,7 +7,10 @@ use bytes::Bytes;
 
 use crate::error::{ErrorKind, Result, VfsError};
 use crate::filesystem::{FileHandle, FileSystem};
-use crate::metadata::{Capabilities, DirEntry, Metadata, OpenOptions, SetTime, StatFs, XattrMode};
+use crate::metadata::{
+    Capabilities, DirEntry, FileKind, Metadata, OpenOptions, RenameFlags, SetTime, StatFs,
+    XattrMode,
+};
 use crate::path::VfsPath;
 
 /// Serves a filesystem with every mutation refused with `EROFS`, before the inner
@@ -100,6 +103,38 @@ impl FileSystem for ReadOnlyFs {
 
     async fn symlink(&self, _target: &str, link: &VfsPath) -> Result<()> {
         refuse("symlink", link)
+    }
+
+    async fn rename_with(&self, from: &VfsPath, _to: &VfsPath, _flags: RenameFlags) -> Result<()> {
+        refuse("rename", from)
+    }
+
+    async fn make_node(
+        &self,
+        path: &VfsPath,
+        _kind: FileKind,
+        _mode: u32,
+        _rdev: u64,
+    ) -> Result<()> {
+        refuse("mknod", path)
+    }
+
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+    ) -> Result<()> {
+        refuse("lchown", path)
+    }
+
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        _atime: SetTime,
+        _mtime: SetTime,
+    ) -> Result<()> {
+        refuse("lutimes", path)
     }
 
     async fn read_link(&self, path: &VfsPath) -> Result<String> {

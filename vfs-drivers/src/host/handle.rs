@@ -4,6 +4,7 @@ use std::fs::File;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rustix::fs::FallocateFlags;
 use vfs_core::{async_trait, FileHandle, Metadata, Result, VfsPath};
 
 use super::blocking::Blocking;
@@ -70,6 +71,32 @@ impl FileHandle for HostHandle {
         self.blocking
             .run("fsync", move || {
                 rustix::fs::fsync(&shared.file).map_err(|e| fail("fsync", &shared.path, e))
+            })
+            .await
+    }
+
+    async fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        self.blocking
+            .run("fallocate", move || {
+                rustix::fs::fallocate(
+                    &shared.file,
+                    rustix::fs::FallocateFlags::empty(),
+                    offset,
+                    len,
+                )
+                .map_err(|e| fail("fallocate", &shared.path, e))
+            })
+            .await
+    }
+
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        self.blocking
+            .run("fallocate", move || {
+                let mode = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+                rustix::fs::fallocate(&shared.file, mode, offset, len)
+                    .map_err(|e| fail("fallocate", &shared.path, e))
             })
             .await
     }

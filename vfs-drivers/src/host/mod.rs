@@ -77,6 +77,8 @@ mod fd_ops;
 mod handle;
 mod ops;
 mod root;
+#[cfg(test)]
+mod tests;
 mod xattr;
 
 use std::fmt;
@@ -86,8 +88,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use vfs_core::{
-    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileSystem, Metadata, OpenOptions,
-    Result, SetTime, StatFs, VfsError, VfsPath, XattrMode,
+    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileKind, FileSystem, Metadata,
+    OpenOptions, RenameFlags, Result, SetTime, StatFs, VfsError, VfsPath, XattrMode,
 };
 
 pub use blocking::Blocking;
@@ -337,10 +339,51 @@ impl FileSystem for HostFs {
     }
 
     async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
+        self.rename_with(from, to, RenameFlags::default()).await
+    }
+
+    async fn rename_with(&self, from: &VfsPath, to: &VfsPath, flags: RenameFlags) -> Result<()> {
         self.writable("rename", from)?;
         let (from, to) = (from.clone(), to.clone());
-        self.run("rename", move |root| ops::rename(root, &from, &to))
+        self.run("rename", move |root| ops::rename(root, &from, &to, flags))
             .await
+    }
+
+    async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        self.writable("mknod", path)?;
+        let path = path.clone();
+        self.run("mknod", move |root| {
+            ops::make_node(root, &path, kind, mode, rdev)
+        })
+        .await
+    }
+
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        self.writable("lchown", path)?;
+        let path = path.clone();
+        self.run("lchown", move |root| {
+            ops::set_owner_nofollow(root, &path, uid, gid)
+        })
+        .await
+    }
+
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        self.writable("lutimes", path)?;
+        let path = path.clone();
+        self.run("lutimes", move |root| {
+            ops::set_times_nofollow(root, &path, atime, mtime)
+        })
+        .await
     }
 
     async fn symlink(&self, target: &str, link: &VfsPath) -> Result<()> {

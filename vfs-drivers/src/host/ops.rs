@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 use rustix::buffer::spare_capacity;
-use rustix::fs::{AtFlags, Dir, Gid, Mode, OFlags, Timestamps, Uid};
+use rustix::fs::{AtFlags, Dir, FileType, Gid, Mode, OFlags, Timestamps, Uid};
 use rustix::io::Errno;
 use vfs_core::{
     DirEntry, ErrorKind, FileKind, Metadata, OpenOptions, Result, SetTime, StatFs, VfsError,
@@ -194,7 +194,12 @@ pub(super) fn remove_dir(root: &Root, path: &VfsPath) -> Result<()> {
     rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| fail(OP, path, e))
 }
 
-pub(super) fn rename(root: &Root, from: &VfsPath, to: &VfsPath) -> Result<()> {
+pub(super) fn rename(
+    root: &Root,
+    from: &VfsPath,
+    to: &VfsPath,
+    flags: vfs_core::RenameFlags,
+) -> Result<()> {
     const OP: &str = "rename";
     let Some((from_dir, from_name)) = root.parent(from).map_err(|e| fail(OP, from, e))? else {
         return Err(fail_kind(OP, from, ErrorKind::Busy));
@@ -210,7 +215,56 @@ pub(super) fn rename(root: &Root, from: &VfsPath, to: &VfsPath) -> Result<()> {
             return Err(fail_kind(OP, from, ErrorKind::NotADirectory));
         }
     }
-    rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name).map_err(|e| fail(OP, from, e))
+    let mut kernel_flags = rustix::fs::RenameFlags::empty();
+    if flags.no_replace {
+        kernel_flags |= rustix::fs::RenameFlags::NOREPLACE;
+    }
+    if flags.exchange {
+        kernel_flags |= rustix::fs::RenameFlags::EXCHANGE;
+    }
+    if kernel_flags.is_empty() {
+        return rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name)
+            .map_err(|e| fail(OP, from, e));
+    }
+    // The host filesystem decides what it supports (EINVAL where it cannot), as it would
+    // for a process calling renameat2 there.
+    rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, kernel_flags)
+        .map_err(|e| fail(OP, from, e))
+}
+
+/// `mknod(2)` of a FIFO, socket or device beneath the root, with the exact mode asked for.
+pub(super) fn make_node(
+    root: &Root,
+    path: &VfsPath,
+    kind: FileKind,
+    mode: u32,
+    rdev: u64,
+) -> Result<()> {
+    const OP: &str = "mknod";
+    let file_type = match kind {
+        FileKind::Fifo => FileType::Fifo,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharacterDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
+        FileKind::File | FileKind::Directory | FileKind::Symlink => {
+            return Err(fail_kind(OP, path, ErrorKind::InvalidInput))
+        }
+    };
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return Err(fail_kind(OP, path, ErrorKind::AlreadyExists));
+    };
+    if path.has_trailing_slash() {
+        return Err(name_with_slash_exists(&dir, name, OP, path));
+    }
+    let mode = mode & 0o7777;
+    rustix::fs::mknodat(&dir, name, file_type, Mode::from_raw_mode(mode), rdev)
+        .map_err(|e| fail(OP, path, e))?;
+    // Past the process umask, as for files and directories; best effort likewise.
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if let Ok(fd) = rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+        let _ = fd_ops::chmod(fd.as_fd(), mode);
+    }
+    Ok(())
 }
 
 pub(super) fn symlink(root: &Root, target: &str, link: &VfsPath) -> Result<()> {
@@ -313,6 +367,53 @@ pub(super) fn set_owner(
         AtFlags::EMPTY_PATH,
     )
     .map_err(|e| fail(OP, path, e))
+}
+
+/// `lchown`: the entry itself, a symlink included. A trailing slash follows a symlink
+/// there, as the kernel's lookup would.
+pub(super) fn set_owner_nofollow(
+    root: &Root,
+    path: &VfsPath,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    const OP: &str = "lchown";
+    if path.has_trailing_slash() {
+        return set_owner(root, path, uid, gid);
+    }
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return set_owner(root, path, uid, gid);
+    };
+    rustix::fs::chownat(
+        &dir,
+        name,
+        uid.map(Uid::from_raw),
+        gid.map(Gid::from_raw),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| fail(OP, path, e))
+}
+
+/// `utimensat(.., AT_SYMLINK_NOFOLLOW)`: the entry itself, a symlink included.
+pub(super) fn set_times_nofollow(
+    root: &Root,
+    path: &VfsPath,
+    atime: SetTime,
+    mtime: SetTime,
+) -> Result<()> {
+    const OP: &str = "lutimes";
+    if path.has_trailing_slash() {
+        return set_times(root, path, atime, mtime);
+    }
+    let Some((dir, name)) = root.parent(path).map_err(|e| fail(OP, path, e))? else {
+        return set_times(root, path, atime, mtime);
+    };
+    let times = Timestamps {
+        last_access: convert::timespec(atime),
+        last_modification: convert::timespec(mtime),
+    };
+    rustix::fs::utimensat(&dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| fail(OP, path, e))
 }
 
 pub(super) fn set_times(root: &Root, path: &VfsPath, atime: SetTime, mtime: SetTime) -> Result<()> {

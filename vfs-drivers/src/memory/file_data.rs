@@ -210,6 +210,47 @@ impl FileData {
         self.size = len;
     }
 
+    /// Zeroes `len` bytes at `offset` (within the size, which stays): pages the range
+    /// covers go back to being holes, partly covered ones are zeroed in place.
+    pub(crate) fn punch_hole(&mut self, usage: &Usage, offset: u64, len: u64) {
+        let end = offset.saturating_add(len).min(self.size);
+        if offset >= end {
+            return;
+        }
+        let (first, last) = (offset / PAGE, (end - 1) / PAGE);
+        // Only pages that exist: a hole of a terabyte costs nothing to walk.
+        let mut present: Vec<u64> = self
+            .tail
+            .range(first.max(1)..=last)
+            .map(|(k, _)| *k)
+            .collect();
+        if first == 0 && self.head.is_some() {
+            present.insert(0, 0);
+        }
+        let mut freed = 0;
+        for idx in present {
+            let start = idx * PAGE;
+            let from = (offset.max(start) - start) as usize;
+            let to = (end.min(start + PAGE) - start) as usize;
+            let Some(page) = self.page_mut(idx) else {
+                continue;
+            };
+            if from == 0 && to >= page.len() {
+                if idx == 0 {
+                    self.head = None;
+                } else {
+                    self.tail.remove(&idx);
+                }
+                freed += 1;
+            } else if from < page.len() {
+                let zeros = vec![0; to.min(page.len()) - from];
+                write_into(page, from, &zeros);
+            }
+        }
+        self.pages -= freed;
+        usage.release_pages(freed);
+    }
+
     /// Replaces the content with `other`'s and releases the old pages. Returns the old
     /// content so the caller can free it after letting go of its locks.
     pub(crate) fn replace(&mut self, usage: &Usage, other: FileData) -> FileData {

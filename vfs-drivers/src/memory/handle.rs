@@ -70,6 +70,21 @@ impl FileHandle for MemoryHandle {
         Ok(())
     }
 
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        if !self.write {
+            return Err(self.fail(ErrorKind::BadHandle, "fallocate"));
+        }
+        let Body::File(content) = &self.inode.body else {
+            return Err(self.fail(ErrorKind::IsADirectory, "fallocate"));
+        };
+        let mut content = content.write();
+        content.punch_hole(self.inode.usage(), offset, len);
+        self.inode.sync_file(&content);
+        drop(content);
+        self.inode.touch_modified(Timestamp::now());
+        Ok(())
+    }
+
     async fn stat(&self) -> Result<Metadata> {
         Ok(self.inode.metadata())
     }

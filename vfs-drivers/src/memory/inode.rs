@@ -57,6 +57,11 @@ pub(crate) enum Body {
     File(RwLock<FileData>),
     Dir(RwLock<DirData>),
     Symlink(Box<str>),
+    /// A FIFO, socket or device node: nothing but its kind and device number.
+    Special {
+        kind: FileKind,
+        rdev: u64,
+    },
 }
 
 pub(crate) struct DirData {
@@ -90,6 +95,7 @@ impl Inode {
             }
             Body::Dir(_) => (2, 2 * BOGO_DIRENT_SIZE, 0),
             Body::Symlink(target) => (1, target.len() as u64, 0),
+            Body::Special { .. } => (1, 0, 0),
         };
         Inode {
             ino: new.ino,
@@ -129,6 +135,7 @@ impl Inode {
             Body::File(_) => FileKind::File,
             Body::Dir(_) => FileKind::Directory,
             Body::Symlink(_) => FileKind::Symlink,
+            Body::Special { kind, .. } => kind,
         }
     }
 
@@ -166,7 +173,10 @@ impl Inode {
             nlink: attrs.nlink.load(Relaxed),
             ino: self.ino,
             blocks: attrs.blocks.load(Relaxed),
-            rdev: 0,
+            rdev: match self.body {
+                Body::Special { rdev, .. } => rdev,
+                _ => 0,
+            },
             atime: Timestamp(attrs.atime.load(Relaxed)),
             mtime: Timestamp(attrs.mtime.load(Relaxed)),
             ctime: Timestamp(attrs.ctime.load(Relaxed)),
@@ -275,7 +285,7 @@ impl Drop for Inode {
                     }
                 }
             }
-            Body::Symlink(_) => {}
+            Body::Symlink(_) | Body::Special { .. } => {}
         }
     }
 }

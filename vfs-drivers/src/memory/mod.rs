@@ -19,8 +19,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use vfs_core::{
-    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileSystem, Metadata, OpenOptions,
-    Result, SetTime, StatFs, Timestamp, VfsError, VfsPath, XattrMode,
+    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileKind, FileSystem, Metadata,
+    OpenOptions, RenameFlags, Result, SetTime, StatFs, Timestamp, VfsError, VfsPath, XattrMode,
 };
 
 use self::file_data::PAGE_SIZE;
@@ -75,7 +75,10 @@ pub struct MemoryConfig {
 /// to their directory, absolute targets from this filesystem's root, with `ELOOP` after
 /// [`vfs_core::MAX_SYMLINK_HOPS`]; files are sparse (4 KiB pages allocated on first
 /// write); handles keep an unlinked or replaced file alive; rename is atomic; xattrs,
-/// byte and inode limits with `ENOSPC`. Errors and their precedence follow Linux.
+/// byte and inode limits with `ENOSPC`; `renameat2`'s `RENAME_NOREPLACE` and
+/// `RENAME_EXCHANGE`; FIFOs, sockets and device nodes (`make_node`), which hold only
+/// their metadata: opening one through the driver is `ENOTSUP`, as under FUSE the kernel
+/// serves them itself. Errors and their precedence follow Linux.
 ///
 /// Where it differs from tmpfs, by design:
 /// - No permission checks: every caller acts as root (as the differential tests against
@@ -267,7 +270,7 @@ impl FileSystem for MemoryFs {
     }
 
     async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
-        self.rename_entry(from, to)
+        self.rename_entry(from, to, RenameFlags::default())
     }
 
     async fn symlink(&self, target: &str, link: &VfsPath) -> Result<()> {
@@ -292,11 +295,37 @@ impl FileSystem for MemoryFs {
     }
 
     async fn set_owner(&self, path: &VfsPath, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
-        self.chown(path, uid, gid)
+        self.chown(path, true, uid, gid)
     }
 
     async fn set_times(&self, path: &VfsPath, atime: SetTime, mtime: SetTime) -> Result<()> {
-        self.utimens(path, atime, mtime)
+        self.utimens(path, true, atime, mtime)
+    }
+
+    async fn rename_with(&self, from: &VfsPath, to: &VfsPath, flags: RenameFlags) -> Result<()> {
+        self.rename_entry(from, to, flags)
+    }
+
+    async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        self.mknod(path, kind, mode, rdev)
+    }
+
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        self.chown(path, false, uid, gid)
+    }
+
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        self.utimens(path, false, atime, mtime)
     }
 
     async fn statfs(&self, path: &VfsPath) -> Result<StatFs> {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use vfs_core::{
-    DirEntry, ErrorKind, OpenOptions, Result, SetTime, Timestamp, VfsPath, MAX_NAME_BYTES,
-    MAX_PATH_BYTES,
+    DirEntry, ErrorKind, FileKind, OpenOptions, RenameFlags, Result, SetTime, Timestamp, VfsPath,
+    MAX_NAME_BYTES, MAX_PATH_BYTES,
 };
 
 use super::file_data::{FileData, PAGE_SIZE};
@@ -172,6 +172,7 @@ impl MemoryFs {
             }
             Body::Dir(_) => Err(fail(ErrorKind::IsADirectory, OP, path)),
             Body::Symlink(_) => Err(fail(ErrorKind::Loop, OP, path)),
+            Body::Special { .. } => Err(fail(ErrorKind::Unsupported, OP, path)),
         })?;
         match read {
             Read::Done(data) => Ok(data),
@@ -325,29 +326,49 @@ impl MemoryFs {
         if target.contains('\0') {
             return Err(fail(ErrorKind::InvalidInput, OP, link));
         }
-        let (dir, name) = match self.parent_of(link, OP)? {
-            Resolved::Node(_) => return Err(fail(ErrorKind::AlreadyExists, OP, link)),
+        self.insert_entry(link, OP, 0o777, Body::Symlink(Box::from(target)))
+    }
+
+    /// `mknod`: a FIFO, socket or device node, or an empty regular file.
+    pub(crate) fn mknod(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        const OP: &str = "mknod";
+        let body = match kind {
+            FileKind::File => Body::File(RwLock::new(FileData::default())),
+            FileKind::Fifo | FileKind::Socket | FileKind::CharDevice | FileKind::BlockDevice => {
+                Body::Special { kind, rdev }
+            }
+            FileKind::Directory | FileKind::Symlink => {
+                return Err(fail(ErrorKind::InvalidInput, OP, path))
+            }
+        };
+        self.insert_entry(path, OP, mode & 0o7777, body)
+    }
+
+    /// Adds a new non-directory inode holding `body` at `path`, with the errors and their
+    /// order of Linux's `filename_create`.
+    fn insert_entry(&self, path: &VfsPath, op: &'static str, mode: u32, body: Body) -> Result<()> {
+        let (dir, name) = match self.parent_of(path, op)? {
+            Resolved::Node(_) => return Err(fail(ErrorKind::AlreadyExists, op, path)),
             Resolved::Entry { dir, name } => (dir, name),
         };
         let Some(lock) = dir.dir() else {
-            return Err(fail(ErrorKind::NotADirectory, OP, link));
+            return Err(fail(ErrorKind::NotADirectory, op, path));
         };
         let mut entries = lock.write();
         if entries.removed {
-            return Err(fail(ErrorKind::NotFound, OP, link));
+            return Err(fail(ErrorKind::NotFound, op, path));
         }
         if entries.entries.contains_key(&*name) {
-            return Err(fail(ErrorKind::AlreadyExists, OP, link));
+            return Err(fail(ErrorKind::AlreadyExists, op, path));
         }
-        if link.has_trailing_slash() {
-            return Err(fail(ErrorKind::NotFound, OP, link));
+        if path.has_trailing_slash() {
+            return Err(fail(ErrorKind::NotFound, op, path));
         }
         if !self.usage.reserve_inode() {
-            return Err(fail(ErrorKind::NoSpace, OP, link));
+            return Err(fail(ErrorKind::NoSpace, op, path));
         }
         let now = Timestamp::now();
-        let new = self.new_inode(&dir, 0o777, false, now);
-        let body = Body::Symlink(Box::from(target));
+        let new = self.new_inode(&dir, mode, false, now);
         let child = Arc::new(Inode::new(new, body, Arc::clone(&self.usage)));
         entries.entries.insert(Box::from(&*name), child);
         dir.sync_dir(&entries);
@@ -462,8 +483,16 @@ impl MemoryFs {
         Ok(())
     }
 
-    pub(crate) fn rename_entry(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
+    pub(crate) fn rename_entry(
+        &self,
+        from: &VfsPath,
+        to: &VfsPath,
+        flags: RenameFlags,
+    ) -> Result<()> {
         const OP: &str = "rename";
+        if flags.exchange && flags.no_replace {
+            return Err(fail(ErrorKind::InvalidInput, OP, from));
+        }
         let source = self.parent_of(from, OP)?;
         let target = self.parent_of(to, OP)?;
         let (src_dir, src_name) = match source {
@@ -491,6 +520,28 @@ impl MemoryFs {
                 return Err(fail(ErrorKind::NotADirectory, OP, from));
             }
             let victim = entries.entries.get(&*dst_name).cloned();
+            if flags.no_replace && victim.is_some() {
+                return Err(fail(ErrorKind::AlreadyExists, OP, to));
+            }
+            if flags.exchange {
+                let Some(victim) = victim else {
+                    return Err(fail(ErrorKind::NotFound, OP, to));
+                };
+                if Arc::ptr_eq(&moved, &victim) {
+                    return Ok(());
+                }
+                entries
+                    .entries
+                    .insert(Box::from(&*src_name), Arc::clone(&victim));
+                entries
+                    .entries
+                    .insert(Box::from(&*dst_name), Arc::clone(&moved));
+                drop(entries);
+                src_dir.touch_modified(now);
+                moved.touch_changed(now);
+                victim.touch_changed(now);
+                return Ok(());
+            }
             if let Some(victim) = &victim {
                 if Arc::ptr_eq(&moved, victim) {
                     return Ok(());
@@ -542,6 +593,42 @@ impl MemoryFs {
         if moved.is_dir() && within(&dst_chain, &moved) {
             return Err(fail(ErrorKind::InvalidInput, OP, to));
         }
+        if flags.no_replace && victim.is_some() {
+            return Err(fail(ErrorKind::AlreadyExists, OP, to));
+        }
+        if flags.exchange {
+            let Some(victim) = victim else {
+                return Err(fail(ErrorKind::NotFound, OP, to));
+            };
+            if victim.is_dir() && within(&src_chain, &victim) {
+                return Err(fail(ErrorKind::InvalidInput, OP, to));
+            }
+            src_entries
+                .entries
+                .insert(Box::from(&*src_name), Arc::clone(&victim));
+            dst_entries
+                .entries
+                .insert(Box::from(&*dst_name), Arc::clone(&moved));
+            if let Some(moved_dir) = moved.dir() {
+                src_entries.subdirs = src_entries.subdirs.saturating_sub(1);
+                dst_entries.subdirs += 1;
+                moved_dir.write().parent = Arc::downgrade(&dst_dir);
+            }
+            if let Some(victim_dir) = victim.dir() {
+                dst_entries.subdirs = dst_entries.subdirs.saturating_sub(1);
+                src_entries.subdirs += 1;
+                victim_dir.write().parent = Arc::downgrade(&src_dir);
+            }
+            src_dir.sync_dir(&src_entries);
+            dst_dir.sync_dir(&dst_entries);
+            drop(src_entries);
+            drop(dst_entries);
+            src_dir.touch_modified(now);
+            dst_dir.touch_modified(now);
+            moved.touch_changed(now);
+            victim.touch_changed(now);
+            return Ok(());
+        }
         if let Some(victim) = &victim {
             if within(&src_chain, victim) {
                 return Err(fail(ErrorKind::DirectoryNotEmpty, OP, to));
@@ -581,8 +668,15 @@ impl MemoryFs {
         })
     }
 
-    pub(crate) fn chown(&self, path: &VfsPath, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
-        self.with_node(path, true, "chown", |node| {
+    pub(crate) fn chown(
+        &self,
+        path: &VfsPath,
+        follow: bool,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        let op = if follow { "chown" } else { "lchown" };
+        self.with_node(path, follow, op, |node| {
             if let Some(uid) = uid {
                 node.set_uid(uid);
             }
@@ -600,8 +694,15 @@ impl MemoryFs {
         })
     }
 
-    pub(crate) fn utimens(&self, path: &VfsPath, atime: SetTime, mtime: SetTime) -> Result<()> {
-        self.with_node(path, true, "utimes", |node| {
+    pub(crate) fn utimens(
+        &self,
+        path: &VfsPath,
+        follow: bool,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        let op = if follow { "utimes" } else { "lutimes" };
+        self.with_node(path, follow, op, |node| {
             if atime == SetTime::Omit && mtime == SetTime::Omit {
                 return Ok(());
             }
@@ -648,6 +749,8 @@ fn open_existing(node: &Arc<Inode>, options: OpenOptions) -> Result<Arc<Inode>, 
         }
         // Resolution follows final symlinks before this is called.
         Body::Symlink(_) => Err(ErrorKind::Loop),
+        // A FIFO or device is opened by the kernel serving it, never through a driver.
+        Body::Special { .. } => Err(ErrorKind::Unsupported),
     }
 }
 

@@ -795,3 +795,152 @@ fn config_rejects_unknown_fields() {
     assert_eq!(fs.kind(), "memory");
     assert!(fs.capabilities().hard_links);
 }
+
+fn flags(no_replace: bool, exchange: bool) -> vfs_core::RenameFlags {
+    vfs_core::RenameFlags {
+        no_replace,
+        exchange,
+    }
+}
+
+#[tokio::test]
+async fn rename_no_replace_and_exchange() {
+    let fs = MemoryFs::new();
+    for dir in ["/d", "/d/sub", "/e"] {
+        fs.create_dir(&p(dir), 0o755).await.unwrap();
+    }
+    fs.write_file(&p("/f"), Bytes::from_static(b"f"))
+        .await
+        .unwrap();
+    fs.write_file(&p("/e/g"), Bytes::from_static(b"g"))
+        .await
+        .unwrap();
+    let noreplace = flags(true, false);
+    let exchange = flags(false, true);
+    assert_eq!(
+        code(fs.rename_with(&p("/f"), &p("/e/g"), noreplace).await),
+        "EEXIST"
+    );
+    assert_eq!(
+        code(
+            fs.rename_with(&p("/f"), &p("/e/g"), flags(true, true))
+                .await
+        ),
+        "EINVAL"
+    );
+    assert_eq!(
+        code(fs.rename_with(&p("/f"), &p("/nope"), exchange).await),
+        "ENOENT"
+    );
+    assert_eq!(
+        code(fs.rename_with(&p("/d"), &p("/d/sub"), exchange).await),
+        "EINVAL"
+    );
+
+    // Across directories, a file and a directory swap, link counts follow.
+    fs.rename_with(&p("/e/g"), &p("/d"), exchange)
+        .await
+        .unwrap();
+    assert!(fs.stat(&p("/e/g")).await.unwrap().is_dir());
+    assert!(fs.stat(&p("/e/g/sub")).await.unwrap().is_dir());
+    assert_eq!(fs.read_file(&p("/d")).await.unwrap(), "g");
+    assert_eq!(fs.stat(&p("/")).await.unwrap().nlink, 3, "/e only");
+    assert_eq!(
+        fs.stat(&p("/e")).await.unwrap().nlink,
+        3,
+        "g is a directory"
+    );
+    // `..` of the moved directory is its new parent.
+    fs.symlink("../..", &p("/e/g/sub/up")).await.unwrap();
+    assert_eq!(fs.realpath(&p("/e/g/sub/up")).await.unwrap(), p("/e"));
+
+    // Within one directory.
+    fs.rename_with(&p("/f"), &p("/d"), exchange).await.unwrap();
+    assert_eq!(fs.read_file(&p("/f")).await.unwrap(), "g");
+    assert_eq!(fs.read_file(&p("/d")).await.unwrap(), "f");
+    fs.rename_with(&p("/d"), &p("/h"), noreplace).await.unwrap();
+    assert_eq!(fs.read_file(&p("/h")).await.unwrap(), "f");
+}
+
+#[tokio::test]
+async fn special_nodes_and_nofollow_metadata() {
+    let fs = MemoryFs::new();
+    fs.make_node(&p("/fifo"), vfs_core::FileKind::Fifo, 0o640, 0)
+        .await
+        .unwrap();
+    fs.make_node(&p("/dev"), vfs_core::FileKind::CharDevice, 0o600, 0x0105)
+        .await
+        .unwrap();
+    let fifo = fs.lstat(&p("/fifo")).await.unwrap();
+    assert_eq!(
+        (fifo.kind, fifo.mode, fifo.nlink),
+        (vfs_core::FileKind::Fifo, 0o640, 1)
+    );
+    assert_eq!(fs.lstat(&p("/dev")).await.unwrap().rdev, 0x0105);
+    assert_eq!(
+        code(
+            fs.make_node(&p("/fifo"), vfs_core::FileKind::Fifo, 0o640, 0)
+                .await
+        ),
+        "EEXIST"
+    );
+    assert_eq!(
+        code(
+            fs.make_node(&p("/d"), vfs_core::FileKind::Directory, 0o755, 0)
+                .await
+        ),
+        "EINVAL"
+    );
+    assert_eq!(
+        code(fs.open(&p("/fifo"), OpenOptions::read_only()).await),
+        "ENOTSUP"
+    );
+    assert_eq!(code(fs.read_file(&p("/fifo")).await), "ENOTSUP");
+    fs.hard_link(&p("/fifo"), &p("/fifo2")).await.unwrap();
+    assert_eq!(fs.lstat(&p("/fifo")).await.unwrap().nlink, 2);
+
+    fs.write_file(&p("/target"), Bytes::new()).await.unwrap();
+    fs.symlink("target", &p("/link")).await.unwrap();
+    fs.set_owner_nofollow(&p("/link"), Some(7), Some(8))
+        .await
+        .unwrap();
+    let (link, target) = (
+        fs.lstat(&p("/link")).await.unwrap(),
+        fs.stat(&p("/link")).await.unwrap(),
+    );
+    assert_eq!((link.uid, link.gid), (7, 8));
+    assert_eq!((target.uid, target.gid), (0, 0));
+    let at = SetTime::At(Timestamp(1_000_000_007));
+    fs.set_times_nofollow(&p("/link"), at, at).await.unwrap();
+    assert_eq!(
+        fs.lstat(&p("/link")).await.unwrap().mtime,
+        Timestamp(1_000_000_007)
+    );
+    assert_ne!(
+        fs.stat(&p("/link")).await.unwrap().mtime,
+        Timestamp(1_000_000_007)
+    );
+}
+
+#[tokio::test]
+async fn punched_holes_read_as_zeros_and_free_whole_pages() {
+    let fs = MemoryFs::new();
+    let f = p("/f");
+    fs.write_file(&f, Bytes::from(vec![b'x'; 3 * 4096]))
+        .await
+        .unwrap();
+    let handle = fs.open(&f, OpenOptions::new().write(true)).await.unwrap();
+    handle.punch_hole(100, 8192).await.unwrap();
+    let meta = fs.stat(&f).await.unwrap();
+    assert_eq!(meta.size, 3 * 4096, "the size stays");
+    assert_eq!(meta.blocks, 16, "the middle page is a hole again");
+    let data = fs.read_file(&f).await.unwrap();
+    assert!(data[..100].iter().all(|&b| b == b'x'));
+    assert!(data[100..8292].iter().all(|&b| b == 0));
+    assert!(data[8292..].iter().all(|&b| b == b'x'));
+    // Past the end and over holes: nothing to do, nothing allocated.
+    handle.punch_hole(1 << 40, 1 << 40).await.unwrap();
+    assert_eq!(fs.stat(&f).await.unwrap().size, 3 * 4096);
+    let reader = fs.open(&f, OpenOptions::read_only()).await.unwrap();
+    assert_eq!(code(reader.punch_hole(0, 1).await), "EBADF");
+}

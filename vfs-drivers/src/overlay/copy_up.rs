@@ -6,7 +6,7 @@
 //! the lower file or the whole copy, never a partial one, and a failed copy-up leaves
 //! nothing behind. All-zero chunks are skipped when the upper has sparse files, so holes
 //! stay holes. Directories are copied up the same way (metadata only), parents first; a
-//! symlink is recreated with the same target. The upper parent's atime and mtime are put
+//! symlink is recreated with the same target, owner and times. The upper parent's atime and mtime are put
 //! back afterwards, so a copy-up is not seen as a change of the directory.
 
 use vfs_core::{
@@ -258,12 +258,32 @@ impl OverlayFs {
         let Some(temp) = created else {
             return Err(temp_exhausted(&parent));
         };
+        self.copy_symlink_metadata(&temp, &top.meta).await;
         if let Err(err) = self.upper.rename(&temp, path).await {
             let _ = self.upper.remove_file(&temp).await;
             return Err(err);
         }
         self.restore_times(&parent, saved).await;
         Ok(())
+    }
+
+    /// Gives a recreated symlink the lower one's owner and times, where the upper can
+    /// set them on a symlink itself. Best effort, as `cp -P --preserve`: the link works
+    /// either way, and an upper without `lchown`/`lutimes` keeps its own.
+    async fn copy_symlink_metadata(&self, link: &VfsPath, meta: &Metadata) {
+        let caps = self.upper.capabilities();
+        if caps.ownership {
+            let _ = self
+                .upper
+                .set_owner_nofollow(link, Some(meta.uid), Some(meta.gid))
+                .await;
+        }
+        if caps.set_times {
+            let _ = self
+                .upper
+                .set_times_nofollow(link, SetTime::At(meta.atime), SetTime::At(meta.mtime))
+                .await;
+        }
     }
 
     /// Creates the directory `path` in the upper with the metadata of `top`, the layer

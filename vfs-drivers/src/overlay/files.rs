@@ -299,6 +299,56 @@ impl OverlayFs {
         self.upper.set_owner(&resolved.path, uid, gid).await
     }
 
+    /// `lchown`: a symlink itself is copied up (recreated) and changed in the upper.
+    pub(crate) async fn set_owner_nofollow_impl(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        const OP: &str = "lchown";
+        if !self.upper.capabilities().ownership {
+            return Err(fail(ErrorKind::Unsupported, OP, path));
+        }
+        let _guard = self.change().await;
+        let resolved = self.prepare_change_nofollow(path, OP).await?;
+        self.upper
+            .set_owner_nofollow(&resolved.path, uid, gid)
+            .await
+    }
+
+    /// `utimensat(.., AT_SYMLINK_NOFOLLOW)`, as [`Self::set_owner_nofollow_impl`].
+    pub(crate) async fn set_times_nofollow_impl(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        const OP: &str = "lutimes";
+        if !self.upper.capabilities().set_times {
+            return Err(fail(ErrorKind::Unsupported, OP, path));
+        }
+        if atime == SetTime::Omit && mtime == SetTime::Omit {
+            return self.stat_impl(path, Want::NoFollow, OP).await.map(drop);
+        }
+        let _guard = self.change().await;
+        let resolved = self.prepare_change_nofollow(path, OP).await?;
+        self.upper
+            .set_times_nofollow(&resolved.path, atime, mtime)
+            .await
+    }
+
+    /// Resolves `path` without following a final symlink and copies what it names up.
+    /// The caller holds the lock.
+    async fn prepare_change_nofollow(&self, path: &VfsPath, op: &'static str) -> Result<Resolved> {
+        let mut resolved = self.walk(path, Want::NoFollow, op).await?;
+        if resolved.top().is_none() {
+            return Err(fail(ErrorKind::NotFound, op, path));
+        }
+        self.copy_up(&mut resolved, None).await?;
+        Ok(resolved)
+    }
+
     pub(crate) async fn set_times_impl(
         &self,
         path: &VfsPath,

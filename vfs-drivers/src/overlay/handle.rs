@@ -169,6 +169,18 @@ impl FileHandle for OverlayHandle {
         let (inner, _) = self.slot.get();
         inner.close().await
     }
+
+    // Both change the file, so the handle is an upper one (opens for writing copy up);
+    // a read-only lower handle refuses them as it refuses writes.
+    async fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        let (inner, _) = self.slot.get();
+        inner.allocate(offset, len).await
+    }
+
+    async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
+        let (inner, _) = self.slot.get();
+        inner.punch_hole(offset, len).await
+    }
 }
 
 #[cfg(test)]

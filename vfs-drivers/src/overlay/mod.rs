@@ -15,6 +15,8 @@ mod inode;
 mod lookup;
 mod ops;
 mod readdir;
+#[cfg(test)]
+mod tests;
 mod whiteout;
 
 use std::fmt;
@@ -24,8 +26,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{Mutex, MutexGuard, OnceCell, RwLock};
 use vfs_core::{
-    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileSystem, Metadata, OpenOptions,
-    Result, SetTime, StatFs, Timestamp, VfsError, VfsPath, XattrMode,
+    async_trait, Capabilities, DirEntry, ErrorKind, FileHandle, FileKind, FileSystem, Metadata,
+    OpenOptions, RenameFlags, Result, SetTime, StatFs, Timestamp, VfsError, VfsPath, XattrMode,
 };
 
 pub use self::config::{OverlayConfig, OverlayFactory};
@@ -66,9 +68,9 @@ pub const MAX_LOWERS: usize = 500;
 ///   streamed in [`COPY_CHUNK`] pieces into a temporary name and renamed into place, so
 ///   a copy-up is never seen half done; holes stay holes on a sparse upper. An `O_TRUNC`
 ///   open or `write_file` copies no content, `truncate` only what it keeps. A symlink is
-///   recreated with its target; its own owner and times are not kept, as the contract
-///   has no `lchown`/`lutimes`. Fifos, devices and sockets cannot be copied up
-///   (`ENOTSUP`): the contract cannot create them.
+///   recreated with its target, and its owner and times where the upper can set them on
+///   a symlink (`lchown`/`lutimes`). Lower fifos, devices and sockets cannot be copied up
+///   (`ENOTSUP`); new ones are created in the upper (`mknod`).
 /// - **Delete**: removing a lower entry leaves a whiteout; recreating the name removes
 ///   it. `remove_dir` needs the merged directory empty (`ENOTEMPTY` otherwise) and then
 ///   clears the whiteouts in its upper part; `create_dir` over a whiteout makes an
@@ -337,9 +339,49 @@ impl FileSystem for OverlayFs {
     }
 
     async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
-        self.rename_impl(from, to)
+        self.rename_impl(from, to, false)
             .await
             .map_err(|err| relabel_pair(err, from, to))
+    }
+
+    /// `RENAME_NOREPLACE` is served; `RENAME_EXCHANGE` is `EINVAL`: swapping two entries
+    /// that may live in different layers cannot be done atomically here.
+    async fn rename_with(&self, from: &VfsPath, to: &VfsPath, flags: RenameFlags) -> Result<()> {
+        if flags.exchange {
+            return Err(fail(ErrorKind::InvalidInput, "rename", from)
+                .with_detail("RENAME_EXCHANGE is not supported by the overlay"));
+        }
+        self.rename_impl(from, to, flags.no_replace)
+            .await
+            .map_err(|err| relabel_pair(err, from, to))
+    }
+
+    async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
+        self.make_node_impl(path, kind, mode, rdev)
+            .await
+            .map_err(|err| relabel(err, path))
+    }
+
+    async fn set_owner_nofollow(
+        &self,
+        path: &VfsPath,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<()> {
+        self.set_owner_nofollow_impl(path, uid, gid)
+            .await
+            .map_err(|err| relabel(err, path))
+    }
+
+    async fn set_times_nofollow(
+        &self,
+        path: &VfsPath,
+        atime: SetTime,
+        mtime: SetTime,
+    ) -> Result<()> {
+        self.set_times_nofollow_impl(path, atime, mtime)
+            .await
+            .map_err(|err| relabel(err, path))
     }
 
     async fn symlink(&self, target: &str, link: &VfsPath) -> Result<()> {

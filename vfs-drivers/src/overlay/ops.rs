@@ -5,7 +5,7 @@
 //! lock, so its lookups and its steps in the upper are not interleaved with another
 //! change. Reads take no lock.
 
-use vfs_core::{DirEntry, ErrorKind, Result, StatFs, VfsError, VfsPath, MAX_PATH_BYTES};
+use vfs_core::{DirEntry, ErrorKind, FileKind, Result, StatFs, VfsError, VfsPath, MAX_PATH_BYTES};
 
 use super::files::reserved;
 use super::lookup::{Resolved, Want, UPPER};
@@ -234,7 +234,51 @@ impl OverlayFs {
         Ok(())
     }
 
-    pub(crate) async fn rename_impl(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
+    /// A FIFO, socket or device node, created in the upper as a symlink is.
+    pub(crate) async fn make_node_impl(
+        &self,
+        path: &VfsPath,
+        kind: FileKind,
+        mode: u32,
+        rdev: u64,
+    ) -> Result<()> {
+        const OP: &str = "mknod";
+        if matches!(
+            kind,
+            FileKind::File | FileKind::Directory | FileKind::Symlink
+        ) {
+            return Err(fail(ErrorKind::InvalidInput, OP, path));
+        }
+        let _guard = self.change().await;
+        let mut resolved = self.walk(path, Want::Parent, OP).await?;
+        let Some(name) = resolved.name.clone() else {
+            return Err(fail(ErrorKind::AlreadyExists, OP, path));
+        };
+        if resolved.top().is_some() {
+            return Err(fail(ErrorKind::AlreadyExists, OP, path));
+        }
+        if path.has_trailing_slash() {
+            return Err(fail(ErrorKind::NotFound, OP, path));
+        }
+        if is_reserved(&name) {
+            return Err(reserved(OP, path));
+        }
+        self.copy_up_chain(&mut resolved.chain).await?;
+        self.upper
+            .make_node(&resolved.path, kind, mode, rdev)
+            .await?;
+        self.drop_whiteout_after_create(&resolved).await;
+        Ok(())
+    }
+
+    /// `rename`; with `no_replace`, `EEXIST` when the target exists, checked under the
+    /// same lock as the rename, right after the source is found (Linux's order).
+    pub(crate) async fn rename_impl(
+        &self,
+        from: &VfsPath,
+        to: &VfsPath,
+        no_replace: bool,
+    ) -> Result<()> {
         const OP: &str = "rename";
         let _guard = self.change().await;
         let source = self.walk(from, Want::Parent, OP).await?;
@@ -248,6 +292,9 @@ impl OverlayFs {
         let Some(source_top) = source.top().cloned() else {
             return Err(fail(ErrorKind::NotFound, OP, from));
         };
+        if no_replace && target.top().is_some() {
+            return Err(fail(ErrorKind::AlreadyExists, OP, to));
+        }
         let is_dir = source_top.meta.is_dir();
         if (from.has_trailing_slash() || to.has_trailing_slash()) && !is_dir {
             return Err(fail(ErrorKind::NotADirectory, OP, from));
