@@ -752,7 +752,8 @@ options = {{ readOnly = true }}
         .await
         .unwrap_err();
     assert_eq!(err.code, "EINVAL");
-    assert!(err.message.contains("mount #3 (/b)"), "{err}");
+    assert!(err.message.starts_with("EINVAL: mount #3 (/b): "), "{err}");
+    assert_eq!(err.to_string(), err.message);
     assert!(vfs.list_mounts().is_empty(), "{:?}", vfs.list_mounts());
 
     let yaml = fx.dir.path().join("mounts.yaml");

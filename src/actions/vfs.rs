@@ -108,7 +108,9 @@ impl Vfs {
                         // Best effort: the boot error is what the caller needs to see.
                         let _ = self.unmount_fs(path, true).await;
                     }
-                    err.message = format!("mount #{} ({}): {}", index + 1, spec.path, err.message);
+                    let code = format!("{}: ", err.code);
+                    let detail = err.message.strip_prefix(&code).unwrap_or(&err.message);
+                    err.message = format!("{code}mount #{} ({}): {detail}", index + 1, spec.path);
                     return Err(err);
                 }
             }
