@@ -78,4 +78,6 @@ fn js_client_drives_the_server_over_stdio_and_the_socket() {
     assert_eq!(summary["exitCode"], 0);
     assert_eq!(summary["socketSnapshots"], serde_json::json!(["from-js"]));
     assert_eq!(summary["socketServerExit"], 0);
+    // A missing binary and a killed server reject the calls instead of crashing node.
+    assert_eq!(summary["failureHandling"], "ok");
 }

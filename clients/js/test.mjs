@@ -112,8 +112,19 @@ try {
   const [code] = await once(server, 'exit');
   summary.socketServerExit = code;
 
+  // A missing binary and a server gone mid-session fail the calls instead of crashing node.
+  const missing = VfsClient.spawn({ bin: '/nonexistent/vfs', stderr: 'ignore' });
+  await assert.rejects(missing.listMounts(), (err) => err.code === 'ENOENT');
+  const doomed = VfsClient.spawn({ bin, store: join(dir, 'doomed-store') });
+  await doomed.listMounts();
+  doomed.process.kill('SIGKILL');
+  await doomed.closed;
+  await assert.rejects(doomed.listMounts());
+  summary.failureHandling = 'ok';
+
   console.log(JSON.stringify(summary));
 } finally {
   if (vfs.process.exitCode === null) vfs.process.kill();
   rmSync(dir, { recursive: true, force: true });
 }
+

@@ -96,14 +96,24 @@ export class VfsClient extends EventEmitter {
     this.nextId = 1;
     this.waiting = new Map();
     this.reader = new FrameReader((json, attachments) => this.#receive(json, attachments));
+    this.ended = null;
     this.closed = new Promise((resolve) => {
       readable.on('data', (chunk) => this.reader.push(chunk));
       readable.on('close', resolve);
       readable.on('end', resolve);
-    }).then(() => {
-      for (const { reject } of this.waiting.values()) reject(new Error('the server closed the connection'));
-      this.waiting.clear();
-    });
+      // A broken pipe or reset: fail the requests in flight instead of crashing node.
+      readable.on('error', (err) => {
+        this.#fail(err);
+        resolve();
+      });
+      writable.on('error', (err) => this.#fail(err));
+    }).then(() => this.#fail(new Error('the server closed the connection')));
+  }
+
+  #fail(err) {
+    this.ended ??= err;
+    for (const { reject } of this.waiting.values()) reject(err);
+    this.waiting.clear();
   }
 
   /** Spawns `bin serve --stdio` (with `--store` and `--mounts` when given) and talks to it. */
@@ -113,8 +123,12 @@ export class VfsClient extends EventEmitter {
     if (mounts) argv.push('--mounts', mounts);
     const child = spawn(bin, argv, { stdio: ['pipe', 'pipe', stderr] });
     const client = new VfsClient(child.stdout, child.stdin);
+    child.on('error', (err) => client.#fail(err)); // e.g. ENOENT: no such binary
     client.process = child;
-    client.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    client.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', () => resolve({ code: null, signal: null }));
+    });
     return client;
   }
 
@@ -158,6 +172,10 @@ export class VfsClient extends EventEmitter {
     const parts = frame(Buffer.from(JSON.stringify(message), 'utf8'));
     for (const attachment of attachments) parts.push(...frame(attachment));
     return new Promise((resolve, reject) => {
+      if (this.ended) {
+        reject(this.ended);
+        return;
+      }
       this.waiting.set(id, { resolve, reject });
       this.writable.write(Buffer.concat(parts));
     });
