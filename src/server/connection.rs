@@ -317,9 +317,15 @@ async fn read_request<R: AsyncRead + Unpin>(
         }
     };
     let mut attachments = Vec::new();
+    // The attachments of one message share one budget, so a message holds at most
+    // `max_attachment` bytes however many frames it has.
+    let mut budget = limits.max_attachment;
     for _ in 0..count {
-        match read_frame(reader, limits.max_attachment).await {
-            Ok(Some(data)) => attachments.push(Bytes::from(data)),
+        match read_frame(reader, budget).await {
+            Ok(Some(data)) => {
+                budget -= data.len() as u32;
+                attachments.push(Bytes::from(data));
+            }
             Ok(None) => {
                 let rpc = RpcError::invalid_request(format!(
                     "the stream ended after {} of {count} announced attachments",

@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub struct Limits {
     /// The largest JSON frame, in bytes (default 16 MiB).
     pub max_json_frame: u32,
-    /// The largest attachment frame, in bytes (default 1 GiB).
+    /// The most attachment bytes of one message, all its attachments together
+    /// (default 1 GiB).
     pub max_attachment: u32,
     /// The most attachments one message may announce (default 16).
     pub max_attachments: u32,
