@@ -298,3 +298,54 @@ fn sigterm_ends_a_stdio_server_whose_stdin_stays_open() {
     );
     drop(client);
 }
+
+/// The byte-level examples of PROTOCOL.md, sent and answered exactly as printed there.
+#[test]
+fn protocol_md_examples_are_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut client) = Server::stdio(&dir.path().join("store"), &[]);
+    client.ok(
+        "mountFs",
+        json!({"path": "/work", "driver": {"id": "memory"}}),
+    );
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md")).unwrap();
+
+    let write = br#"{"jsonrpc":"2.0","id":1,"method":"writeFile","params":{"path":"/work/a.txt","data":{"attachment":0}},"attachments":1}"#;
+    assert_eq!(write.len(), 0x75);
+    let mut bytes = frame(write);
+    bytes.extend_from_slice(&[0, 0, 0, 5]);
+    bytes.extend_from_slice(b"hello");
+    client.send_raw(&bytes);
+    let answer = client.next_answer();
+    let expected = r#"{"id":1,"jsonrpc":"2.0","result":null}"#;
+    assert_eq!(answer.json.to_string(), expected);
+    assert_eq!(expected.len(), 0x26);
+    assert!(doc.contains(&format!("00 00 00 26  {expected}")));
+
+    let read = r#"{"jsonrpc":"2.0","id":2,"method":"readFile","params":{"path":"/work/a.txt"}}"#;
+    assert_eq!(read.len(), 0x4c);
+    client.send_raw(&frame(read.as_bytes()));
+    let answer = client.next_answer();
+    let expected =
+        r#"{"attachments":1,"id":2,"jsonrpc":"2.0","result":{"data":{"attachment":0},"size":5}}"#;
+    assert_eq!(answer.json.to_string(), expected);
+    assert_eq!(expected.len(), 0x54);
+    assert_eq!(answer.attachments, [b"hello".to_vec()]);
+    assert!(doc.contains(&format!("← 00 00 00 54  {expected}")));
+
+    let missing = r#"{"jsonrpc":"2.0","id":3,"method":"readFile","params":{"path":"/nope"}}"#;
+    assert_eq!(missing.len(), 0x46);
+    client.send_raw(&frame(missing.as_bytes()));
+    let answer = client.next_answer().json.to_string();
+    assert_eq!(answer.len(), 0xd0);
+    assert!(answer.starts_with(
+        r#"{"error":{"code":-32000,"data":{"code":"ENOENT","message":"ENOENT: no such file or"#
+    ));
+    assert!(doc.contains(&format!("→ 00 00 00 4c  {read}")));
+    assert!(doc.contains(&format!("→ 00 00 00 46  {missing}")));
+    assert!(doc.contains("← 00 00 00 d0  "));
+    assert!(doc.contains("The JSON frame is 117 (0x75) bytes"));
+    client.close_write();
+    client.wait_closed();
+    assert!(server.wait().success());
+}
