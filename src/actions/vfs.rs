@@ -69,10 +69,6 @@ pub struct Vfs {
     /// One stat cache per captured path, so repeated snapshots of a tree skip reading
     /// unchanged files.
     stat_caches: std::sync::Mutex<HashMap<String, Arc<StatCache>>>,
-    /// Snapshots and imports of this Vfs run one at a time: two at once on one
-    /// repository can dedup against a blob the other has not published yet and fail
-    /// with `EIO` ("was not stored; retry").
-    store_writer: tokio::sync::Mutex<()>,
 }
 
 impl Vfs {
@@ -86,7 +82,6 @@ impl Vfs {
             repository,
             events,
             stat_caches: std::sync::Mutex::new(HashMap::new()),
-            store_writer: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -370,7 +365,6 @@ impl Vfs {
         if let Some(tag) = tag {
             self.check_tag(tag).await?;
         }
-        let _writer = self.store_writer.lock().await;
         let cache = self
             .stat_caches
             .lock()
@@ -394,7 +388,7 @@ impl Vfs {
             ..SnapshotOptions::default()
         };
         let (repository, table, root) = (self.repository.clone(), self.table.clone(), path.clone());
-        let result = run_unsendable(move || async move {
+        let result = run_detached(move || async move {
             let result = repository
                 .snapshot(table.as_ref() as &dyn FileSystem, &root, &options)
                 .await;
@@ -484,7 +478,7 @@ impl Vfs {
             ..RestoreOptions::default()
         };
         let (repository, table, root) = (self.repository.clone(), self.table.clone(), path.clone());
-        let result = run_unsendable(move || async move {
+        let result = run_detached(move || async move {
             let result = repository
                 .restore(&id, table.as_ref() as &dyn FileSystem, &root, &options)
                 .await;
@@ -526,7 +520,7 @@ impl Vfs {
             ..SnapshotOptions::default()
         };
         let (repository, table, root) = (self.repository.clone(), self.table.clone(), path.clone());
-        let changes = run_unsendable(move || async move {
+        let changes = run_detached(move || async move {
             Ok(match to {
                 Some(to) => repository.diff(&from, &to).await?,
                 None => {
@@ -623,7 +617,6 @@ impl Vfs {
             self.check_tag(tag).await?;
         }
         let options = ImportOptions::default();
-        let _writer = self.store_writer.lock().await;
         let (id, stats) = match (format, source) {
             (ArchiveFormat::AgentOs, source) => {
                 let json = match source {
@@ -809,7 +802,7 @@ async fn export_into<W: std::io::Write + Send + 'static>(
     format: ArchiveFormat,
     mut out: W,
 ) -> Result<W, ActionError> {
-    run_unsendable(move || async move {
+    run_detached(move || async move {
         match format {
             ArchiveFormat::Tar => {
                 repository.export_tar(&id, &mut out).await?;
@@ -830,23 +823,16 @@ async fn export_into<W: std::io::Write + Send + 'static>(
     .await
 }
 
-/// Runs a future rustc cannot prove `Send` on a blocking-pool thread, driven by the
-/// current runtime, so the actions stay `Send` (spawnable) as a whole. vfs-snapshot's
-/// snapshot, restore, diff and export futures hold closures over borrowed items that
-/// hit rustc's "implementation of `FnOnce` is not general enough" (rust-lang/rust#102211)
-/// when a `Send` bound is checked. The work runs to completion even if the caller stops
-/// waiting, so it is never left half-done by a disconnect.
-async fn run_unsendable<T, F, Fut>(make: F) -> Result<T, ActionError>
+/// Runs the store work of an action as its own task: it runs to completion even if the
+/// caller stops waiting (a client that disconnects mid-snapshot), so it is never left
+/// half-done, and its store lock is given back as it ends.
+async fn run_detached<T, F, Fut>(make: F) -> Result<T, ActionError>
 where
     T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, ActionError>>,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ActionError>> + Send + 'static,
 {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|err| ActionError::new(ErrorKind::Io, format!("no tokio runtime: {err}")))?;
-    tokio::task::spawn_blocking(move || handle.block_on(make()))
-        .await
-        .map_err(|err| {
-            ActionError::new(ErrorKind::Io, format!("the snapshot task failed: {err}"))
-        })?
+    tokio::spawn(make()).await.map_err(|err| {
+        ActionError::new(ErrorKind::Io, format!("the snapshot task failed: {err}"))
+    })?
 }

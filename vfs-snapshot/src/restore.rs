@@ -7,7 +7,7 @@ use vfs_core::{
     VfsPath, XattrMode,
 };
 
-use crate::digest::SnapshotId;
+use crate::digest::{Digest, SnapshotId};
 use crate::progress::{report, Phase, ProgressSender};
 use crate::store::Repository;
 use crate::tree::{Attrs, ChunkRef, Node};
@@ -194,8 +194,11 @@ impl Repository {
         let mut offset = 0u64;
         // Chunks are fetched, decompressed and checked a few at a time as their own
         // tasks (every core works), and written in order: memory stays bounded.
-        let mut fetched = std::pin::pin!(futures::stream::iter(chunks)
-            .map(|chunk| self.spawn_read_blob(chunk.id))
+        // Ids by value: a closure over `&ChunkRef` makes the future not `Send` for rustc
+        // (rust-lang/rust#102211), and callers spawn it.
+        let ids: Vec<Digest> = chunks.iter().map(|chunk| chunk.id).collect();
+        let mut fetched = std::pin::pin!(futures::stream::iter(ids)
+            .map(|id| self.spawn_read_blob(id))
             .buffered(RESTORE_WINDOW));
         while let Some(data) = fetched.next().await {
             let data: Bytes = data.map_err(|err| {

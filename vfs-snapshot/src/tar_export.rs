@@ -215,7 +215,10 @@ impl Repository {
                     return Some((Err(err), walk));
                 }
             }
-        });
+        })
+        // Boxed: the unfold closure's async block, named in the outer future's type, makes
+        // rustc reject that future as `Send` (rust-lang/rust#102211), and callers spawn it.
+        .boxed();
         let mut ready = std::pin::pin!(items
             .map(|item| match item {
                 Ok(ExportItem::Chunk(id)) => Either::Left(
