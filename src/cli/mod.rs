@@ -2,6 +2,7 @@
 
 mod demo;
 mod interrupt;
+mod mount;
 mod output;
 mod serve;
 mod source;
@@ -57,6 +58,21 @@ enum Command {
         /// The mounts to boot with (.toml or .json); default: an empty memory root.
         #[arg(long, value_name = "FILE")]
         mounts: Option<PathBuf>,
+        /// Also serve the mount table through FUSE at this directory, so the mounts
+        /// clients make and remove show to every process.
+        #[arg(long, value_name = "DIR")]
+        fuse_mount: Option<PathBuf>,
+    },
+    /// Serve a mount table through FUSE at a directory, in the foreground until Ctrl-C or
+    /// SIGTERM unmounts it.
+    Mount {
+        /// An existing directory that is not already a mount point.
+        mountpoint: PathBuf,
+        /// The mounts to boot with (.toml or .json); default: an empty memory root.
+        #[arg(long, visible_alias = "mounts", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        fuse: mount::FuseArgs,
     },
     /// Snapshot a host directory, or the root of a mounts config (.toml/.json).
     Snapshot {
@@ -174,10 +190,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// How a command meets Ctrl-C or SIGTERM (`serve` handles them itself).
+/// How a command meets Ctrl-C or SIGTERM (`serve` and `mount` handle them themselves).
 fn interrupt_policy(command: &Command) -> Option<Policy> {
     Some(match command {
-        Command::Serve { .. } => return None,
+        Command::Serve { .. } | Command::Mount { .. } => return None,
         Command::Snapshot { .. } | Command::Import { .. } => Policy::Stop,
         Command::Gc { .. } => Policy::Finish("the garbage collection"),
         Command::Export { .. } => Policy::Finish("the export"),
@@ -239,8 +255,18 @@ async fn run(cli: Cli) -> Result<Option<Report>, Failure> {
             stdio: _,
             socket,
             mounts,
+            fuse_mount,
         } => {
-            serve::serve(&cx, socket.as_deref(), mounts.as_deref()).await?;
+            let fuse_mount = fuse_mount.as_deref();
+            serve::serve(&cx, socket.as_deref(), mounts.as_deref(), fuse_mount).await?;
+            return Ok(None);
+        }
+        Command::Mount {
+            mountpoint,
+            config,
+            fuse,
+        } => {
+            mount::mount(&cx, &mountpoint, config.as_deref(), &fuse).await?;
             return Ok(None);
         }
         Command::Snapshot {
