@@ -81,12 +81,13 @@ pub async fn mount(
 ) -> Result<(), Failure> {
     // Checked before the drivers start, so a wrong mountpoint costs nothing.
     let mountpoint = usable_mountpoint(mountpoint)?;
-    // From here a signal stops the command cleanly, even one sent while it boots.
-    let stop = shutdown_signal();
     // No action here takes a snapshot, so no store is created on disk for one.
     let store = Arc::new(object_store::memory::InMemory::new());
     let vfs = Vfs::new(vfs_layer::registry(), Repository::open(store).await?);
     boot(&vfs, config).await?;
+    // From here, before the mount is live and announced, a signal stops the command
+    // cleanly (during the boot, nothing being mounted yet, it ends the process).
+    let stop = shutdown_signal();
     let served = match attach(&vfs, &mountpoint, fuse.options()) {
         Ok(served) => served,
         Err(failure) => {
