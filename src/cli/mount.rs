@@ -124,7 +124,8 @@ pub async fn mount(
 }
 
 /// Resolves once `mountpoint` is no longer a mount point (someone ran `umount` on it).
-/// Checked once a second: the mount table has no readiness event tokio can wait on.
+/// Checked once a second: soon enough for a command to end, and simpler than waiting
+/// for mountinfo's change notifications.
 async fn unmounted_from_outside(mountpoint: &Path) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
