@@ -540,7 +540,15 @@ async fn errors_carry_the_callers_path() {
 
 #[tokio::test]
 async fn mount_points_cannot_be_removed_renamed_or_created_over() {
-    let (table, _root, _drivers) = table_with(&["/a/m"]).await;
+    let (table, _root, drivers) = table_with(&["/a/m"]).await;
+    drivers[0]
+        .write_file(&p("/inside"), Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+    table
+        .write_file(&p("/a/beside"), Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
     assert_errno(table.remove_dir(&p("/a/m")).await, ErrorKind::Busy);
     assert_errno(table.remove_file(&p("/a/m")).await, ErrorKind::IsADirectory);
     assert_errno(table.rename(&p("/a/m"), &p("/a/n")).await, ErrorKind::Busy);
@@ -556,7 +564,15 @@ async fn mount_points_cannot_be_removed_renamed_or_created_over() {
         ErrorKind::AlreadyExists,
     );
     assert_errno(table.remove_dir_all(&p("/a")).await, ErrorKind::Busy);
+    assert_errno(table.remove_dir_all(&p("/a/m")).await, ErrorKind::Busy);
     assert!(table.stat(&p("/a/m")).await.unwrap().is_dir());
+    // Refused before anything went: neither the mount's files nor its neighbours.
+    assert_eq!(table.read_file(&p("/a/m/inside")).await.unwrap(), "kept");
+    assert_eq!(table.read_file(&p("/a/beside")).await.unwrap(), "kept");
+    table.create_dir_all(&p("/z/y"), 0o755).await.unwrap();
+    table.write_file(&p("/z/y/f"), Bytes::new()).await.unwrap();
+    table.remove_dir_all(&p("/z")).await.unwrap();
+    assert_errno(table.stat(&p("/z")).await, ErrorKind::NotFound);
 }
 
 #[tokio::test]

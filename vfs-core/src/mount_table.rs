@@ -742,6 +742,18 @@ impl FileSystem for MountTable {
             .map_err(|err| resolved.outer_error(err))
     }
 
+    /// Refused up front when a mount point is at or beneath `path`: the default's walk
+    /// would empty the mounted filesystems before failing on their mount points. With
+    /// none beneath, the whole tree is one driver's, which removes it itself.
+    async fn remove_dir_all(&self, path: &VfsPath) -> Result<()> {
+        let resolved = self.resolve_for_detach("rm", path)?;
+        resolved
+            .fs()
+            .remove_dir_all(&resolved.inner)
+            .await
+            .map_err(|err| resolved.outer_error(err))
+    }
+
     async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
         let source = self.resolve_for_detach("rename", from)?;
         let target = self.resolve_for_detach("rename", to)?;
