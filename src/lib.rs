@@ -1,13 +1,14 @@
 //! vfs-layer: a virtual filesystem layer for sandboxed runtimes.
 //!
 //! A runtime boots a guest whose root is a [`MountTable`](core::MountTable), attaches and
-//! detaches storage at runtime, and (as later crates land) snapshots it, exports it and
-//! serves it through FUSE. This facade re-exports the workspace's crates:
+//! detaches storage at runtime, snapshots it, exports it and serves it through FUSE.
+//! This facade re-exports the workspace's crates and adds the [`actions`] a runtime drives
+//! it with and the [`server`] that puts them behind JSON-RPC:
 //!
 //! - [`core`]: the `FileSystem` contract, paths, errors, the mount table, the registry;
 //! - [`drivers`]: the storage drivers (`memory`, `host_dir`, `overlay`, `s3`/`object`);
 //! - [`snapshot`]: content-addressed snapshots and the read-only `snapshot` driver;
-//! - [`fuse`]: a placeholder for the FUSE issue.
+//! - [`fuse`]: serves any `FileSystem`, a whole mount table included, through the kernel.
 //!
 //! [`registry`] gives a driver registry holding every driver the workspace ships.
 //!
