@@ -33,6 +33,7 @@ mod agentos;
 mod diff;
 mod digest;
 mod driver;
+mod fan_out;
 mod gc;
 mod progress;
 mod restore;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastcdc::v2020::FastCDC;
-use futures::StreamExt;
 use parking_lot::Mutex;
 use vfs_core::{
     ErrorKind, FileKind, FileSystem, Metadata, OpenOptions, Result, Timestamp, VfsError, VfsPath,
 };
 
 use crate::digest::{Digest, SnapshotId};
+use crate::fan_out::for_each_job;
 use crate::progress::{report, Phase, ProgressSender};
 use crate::store::{compress, BlobKind, Repository, SnapshotInfo, FORMAT_VERSION};
 use crate::tree::{Attrs, ChunkRef, Entry, Node, Tree};
@@ -242,10 +242,6 @@ struct WalkNode {
     tree: Option<Digest>,
     vanished: bool,
 }
-
-/// A path still to visit: path, name, path relative to the root, parent node, and its
-/// metadata when already known (the root's).
-type WalkItem = (VfsPath, String, String, Option<usize>, Option<Metadata>);
 
 struct FileRead {
     chunks: Vec<ChunkRef>,
@@ -654,14 +650,14 @@ impl Repository {
             p.files_total = files.len() as u64;
             p.bytes_total = files.iter().map(|&i| nodes[i].meta.size).sum();
         });
-        let jobs = files.iter().copied().map(|i| {
-            let path = nodes[i].path.clone();
-            let meta = nodes[i].meta.clone();
-            let xattrs = nodes[i].attrs.xattrs.clone();
+        let job = |n: usize| {
+            let i = files[n];
+            let node = &nodes[i];
             let counters = &counters;
-            let cache = options.stat_cache.clone();
+            let cache = options.stat_cache.as_ref();
             async move {
-                if let Some(cache) = &cache {
+                let (path, meta) = (&node.path, node.meta.clone());
+                if let Some(cache) = cache {
                     if let Some(chunks) = cache.lookup(path.as_str(), &meta) {
                         // A dry run needs only the digests, stored or not.
                         if counters.dry_run || chunks.iter().all(|c| self.locate(&c.id).is_some()) {
@@ -681,11 +677,12 @@ impl Repository {
                     }
                 }
                 let walk_ctime = meta.ctime;
-                match read_file(self, fs, &path, meta, counters).await {
+                match read_file(self, fs, path, meta, counters).await {
                     Ok(read) => {
-                        if let (Some(cache), false) = (&cache, read.unstable) {
+                        if let (Some(cache), false) = (cache, read.unstable) {
                             // The walk's xattrs belong to the walk's ctime only.
-                            let xattrs = (read.meta.ctime == walk_ctime).then_some(xattrs);
+                            let xattrs =
+                                (read.meta.ctime == walk_ctime).then(|| node.attrs.xattrs.clone());
                             cache.insert(path.as_str(), &read.meta, &read.chunks, xattrs);
                         }
                         (i, Ok(Some(read)))
@@ -694,12 +691,14 @@ impl Repository {
                     Err(err) => (i, Err(err)),
                 }
             }
-        });
-        let mut results = futures::stream::iter(jobs).buffer_unordered(options.concurrency.max(1));
+        };
         let mut first_error = None;
         let mut reads: Vec<(usize, Option<FileRead>)> = Vec::with_capacity(files.len());
-        while let Some((i, result)) = results.next().await {
-            match result {
+        for_each_job(
+            files.len(),
+            options.concurrency,
+            job,
+            |(i, result)| match result {
                 Ok(read) => {
                     let size = read.as_ref().map(|r| r.meta.size).unwrap_or(0);
                     report(progress, |p| {
@@ -711,9 +710,9 @@ impl Repository {
                 Err(err) => {
                     first_error.get_or_insert(err);
                 }
-            }
-        }
-        drop(results);
+            },
+        )
+        .await;
         if let Some(err) = first_error {
             return Err(err);
         }
@@ -873,6 +872,11 @@ impl Repository {
     /// Lists the tree depth-first with names sorted by bytes (the canonical order),
     /// without recursion so deep trees cannot overflow the stack. Hard links are matched
     /// here, so "first link" means first in canonical order.
+    ///
+    /// Two passes: the calls (listing, lstat, xattrs, link targets) go level by level,
+    /// each level's at once on every core, since a driver whose calls block its thread
+    /// would otherwise cost one round trip per entry in a row; then the nodes are put in
+    /// canonical order from what was learned.
     async fn walk(
         &self,
         fs: &dyn FileSystem,
@@ -886,6 +890,10 @@ impl Repository {
                 .with_path(root.as_str())
                 .with_detail("a snapshot captures a directory"));
         }
+        let cache = options.stat_cache.as_deref();
+        let root_probe = probe(fs, root, Some(root_meta), cache).await?;
+        let mut listings = self.list_levels(fs, root, options).await?;
+
         let mut roots: Vec<&VfsPath> = options.device_roots.iter().collect();
         // Deepest first, so the first match is the deepest root holding a path.
         roots.sort_by_key(|r| std::cmp::Reverse(r.depth()));
@@ -898,72 +906,51 @@ impl Repository {
         };
         let mut first_links: HashMap<(usize, u64), String> = HashMap::new();
         let mut nodes: Vec<WalkNode> = Vec::new();
-        // (path, name, rel, parent, metadata when already known)
-        let mut stack: Vec<WalkItem> = vec![(
-            root.clone(),
-            String::new(),
-            String::new(),
-            None,
-            Some(root_meta),
-        )];
-        while let Some((path, name, rel, parent, meta)) = stack.pop() {
-            let meta = match meta {
-                Some(meta) => meta,
-                None => match fs.lstat(&path).await {
-                    Ok(meta) => meta,
-                    Err(err) if is_gone(&err) => {
-                        stats.vanished.push(path.to_string());
-                        continue;
-                    }
-                    Err(err) => return Err(err),
-                },
-            };
-            let cached = match (&options.stat_cache, meta.kind) {
-                (Some(cache), FileKind::File) => cache.lookup_xattrs(path.as_str(), &meta),
-                _ => None,
-            };
-            let xattrs = match cached {
-                Some(x) => Ok(x),
-                None => read_xattrs(fs, &path, meta.kind).await,
-            };
-            let xattrs = match xattrs {
-                Ok(x) => x,
-                Err(err) if is_gone(&err) => {
-                    stats.vanished.push(path.to_string());
-                    continue;
-                }
-                Err(err) => return Err(err),
+        // (path, name, rel, parent, what the first pass learned)
+        let mut stack: Vec<(VfsPath, String, String, Option<usize>, Probe)> =
+            vec![(root.clone(), String::new(), String::new(), None, root_probe)];
+        while let Some((path, name, rel, parent, probe)) = stack.pop() {
+            let Probe::Found {
+                meta,
+                xattrs,
+                target,
+            } = probe
+            else {
+                stats.vanished.push(path.to_string());
+                continue;
             };
             let attrs = attrs_of(&meta, xattrs, options.normalize);
-            let mut target = None;
             let mut hardlink = None;
-            match meta.kind {
-                FileKind::Symlink => match fs.read_link(&path).await {
-                    Ok(t) => target = Some(t),
-                    Err(err) if is_gone(&err) || err.kind() == ErrorKind::InvalidInput => {
-                        stats.vanished.push(path.to_string());
-                        continue;
-                    }
-                    Err(err) => return Err(err),
-                },
-                FileKind::Directory => {}
-                _ if meta.nlink > 1 => {
-                    let key = (scope_of(&path), meta.ino);
-                    match first_links.get(&key) {
-                        Some(first) => hardlink = Some(first.clone()),
-                        None => {
-                            first_links.insert(key, rel.clone());
-                        }
+            if !matches!(meta.kind, FileKind::Directory | FileKind::Symlink) && meta.nlink > 1 {
+                let key = (scope_of(&path), meta.ino);
+                match first_links.get(&key) {
+                    Some(first) => hardlink = Some(first.clone()),
+                    None => {
+                        first_links.insert(key, rel.clone());
                     }
                 }
-                _ => {}
             }
             let index = nodes.len();
             let is_dir = meta.is_dir();
+            if let Some(parent) = parent {
+                nodes[parent].children.push(index);
+            }
+            if is_dir {
+                let mut entries = listings.remove(&path).unwrap_or_default();
+                entries.sort_by(|a, b| b.0.as_bytes().cmp(a.0.as_bytes()));
+                for (child_name, child, child_probe) in entries {
+                    let child_rel = if rel.is_empty() {
+                        child_name.clone()
+                    } else {
+                        format!("{rel}/{child_name}")
+                    };
+                    stack.push((child, child_name, child_rel, Some(index), child_probe));
+                }
+            }
             nodes.push(WalkNode {
                 name,
-                rel: rel.clone(),
-                path: path.clone(),
+                rel,
+                path,
                 meta,
                 attrs,
                 target,
@@ -973,30 +960,128 @@ impl Repository {
                 tree: None,
                 vanished: false,
             });
-            if let Some(parent) = parent {
-                nodes[parent].children.push(index);
-            }
-            if is_dir {
-                let mut entries = match fs.read_dir(&path).await {
-                    Ok(entries) => entries,
-                    Err(err) if is_gone(&err) && index != 0 => {
-                        // Removed after its lstat: capture it as an empty directory.
-                        Vec::new()
-                    }
-                    Err(err) => return Err(err),
-                };
-                entries.sort_by(|a, b| b.name.as_bytes().cmp(a.name.as_bytes()));
-                for entry in entries {
-                    let child = path.join(&entry.name)?;
-                    let child_rel = if rel.is_empty() {
-                        entry.name.clone()
-                    } else {
-                        format!("{rel}/{}", entry.name)
-                    };
-                    stack.push((child, entry.name, child_rel, Some(index), None));
-                }
-            }
         }
         Ok(nodes)
     }
+
+    /// The first pass of [`Repository::walk`]: every directory's entries with what a
+    /// probe learned of each, by directory path. A directory that went away after its
+    /// parent was listed counts as empty; the root must be listable.
+    async fn list_levels(
+        &self,
+        fs: &dyn FileSystem,
+        root: &VfsPath,
+        options: &SnapshotOptions,
+    ) -> Result<HashMap<VfsPath, Vec<Listed>>> {
+        let cache = options.stat_cache.as_deref();
+        let mut listings: HashMap<VfsPath, Vec<Listed>> = HashMap::new();
+        let mut level: Vec<VfsPath> = vec![root.clone()];
+        while !level.is_empty() {
+            let mut listed: Vec<(usize, Result<Vec<vfs_core::DirEntry>>)> =
+                Vec::with_capacity(level.len());
+            let list = |i: usize| {
+                let dir = &level[i];
+                async move { (i, fs.read_dir(dir).await) }
+            };
+            for_each_job(level.len(), options.concurrency, list, |r| listed.push(r)).await;
+            let mut children: Vec<(usize, VfsPath, String)> = Vec::new();
+            for (i, result) in listed {
+                match result {
+                    Ok(entries) => {
+                        for entry in entries {
+                            children.push((i, level[i].join(&entry.name)?, entry.name));
+                        }
+                    }
+                    Err(err) if is_gone(&err) && level[i] != *root => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            let mut probes: Vec<Option<Result<Probe>>> = Vec::new();
+            probes.resize_with(children.len(), || None);
+            let look = |k: usize| {
+                let path = &children[k].1;
+                async move { (k, probe(fs, path, None, cache).await) }
+            };
+            for_each_job(children.len(), options.concurrency, look, |(k, r)| {
+                probes[k] = Some(r)
+            })
+            .await;
+            let mut next = Vec::new();
+            for dir in &level {
+                listings.entry(dir.clone()).or_default();
+            }
+            for ((i, path, name), probe) in children.into_iter().zip(probes) {
+                let Some(probe) = probe else {
+                    unreachable!("for_each_job runs every job once")
+                };
+                let probe = probe?;
+                if matches!(&probe, Probe::Found { meta, .. } if meta.is_dir()) {
+                    next.push(path.clone());
+                }
+                if let Some(entries) = listings.get_mut(&level[i]) {
+                    entries.push((name, path, probe));
+                }
+            }
+            level = next;
+        }
+        Ok(listings)
+    }
+}
+
+/// One directory entry as the walk's first pass found it: name, path, and its probe.
+type Listed = (String, VfsPath, Probe);
+
+/// What the walk learned of one entry: its metadata, xattrs and link target, or that it
+/// went away between its parent's listing and the calls about it.
+enum Probe {
+    Found {
+        meta: Metadata,
+        xattrs: Vec<(String, Vec<u8>)>,
+        target: Option<String>,
+    },
+    Vanished,
+}
+
+/// The calls the walk makes about one entry; `meta` when already known (the root's).
+async fn probe(
+    fs: &dyn FileSystem,
+    path: &VfsPath,
+    meta: Option<Metadata>,
+    cache: Option<&StatCache>,
+) -> Result<Probe> {
+    let meta = match meta {
+        Some(meta) => meta,
+        None => match fs.lstat(path).await {
+            Ok(meta) => meta,
+            Err(err) if is_gone(&err) => return Ok(Probe::Vanished),
+            Err(err) => return Err(err),
+        },
+    };
+    let cached = match (cache, meta.kind) {
+        (Some(cache), FileKind::File) => cache.lookup_xattrs(path.as_str(), &meta),
+        _ => None,
+    };
+    let xattrs = match cached {
+        Some(xattrs) => xattrs,
+        None => match read_xattrs(fs, path, meta.kind).await {
+            Ok(xattrs) => xattrs,
+            Err(err) if is_gone(&err) => return Ok(Probe::Vanished),
+            Err(err) => return Err(err),
+        },
+    };
+    let target = match meta.kind {
+        FileKind::Symlink => match fs.read_link(path).await {
+            Ok(target) => Some(target),
+            Err(err) if is_gone(&err) || err.kind() == ErrorKind::InvalidInput => {
+                return Ok(Probe::Vanished)
+            }
+            Err(err) => return Err(err),
+        },
+        _ => None,
+    };
+    Ok(Probe::Found {
+        meta,
+        xattrs,
+        target,
+    })
 }

@@ -521,13 +521,72 @@ async fn concurrent_snapshots_through_one_repository_share_blobs_in_flight() {
         });
         let mut ids = Vec::new();
         for run in futures::future::join_all(runs).await {
-            let (id, _) = run.unwrap().unwrap_or_else(|err| panic!("round {round}: {err}"));
+            let (id, _) = run
+                .unwrap()
+                .unwrap_or_else(|err| panic!("round {round}: {err}"));
             ids.push(id);
         }
         let reopened = Repository::open(repo.store().clone()).await.unwrap();
         for id in &ids {
-            assert!(reopened.verify(id).await.unwrap().is_ok(), "round {round}: {id}");
+            assert!(
+                reopened.verify(id).await.unwrap().is_ok(),
+                "round {round}: {id}"
+            );
         }
         assert_eq!(reopened.list_snapshots().await.unwrap().len(), 4);
     }
+}
+
+/// On a multi-threaded runtime the walk and the reads fan out over threads; the result
+/// must be the very tree a one-thread walk records: same id, links matched the same way.
+#[test]
+fn a_fanned_out_snapshot_of_a_host_tree_matches_a_one_thread_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for d in 0..12 {
+        let sub = tree.join(format!("d{d:02}")).join("inner");
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..25u8 {
+            std::fs::write(
+                sub.join(format!("f{f}")),
+                vec![f ^ d as u8; 100 + f as usize],
+            )
+            .unwrap();
+        }
+        std::os::unix::fs::symlink(format!("inner/f{d}"), tree.join(format!("d{d:02}/link")))
+            .unwrap();
+    }
+    std::fs::hard_link(tree.join("d03/inner/f1"), tree.join("d09/hard")).unwrap();
+    std::fs::write(tree.join("big"), noise(5, 3 << 20)).unwrap();
+    let take = |runtime: tokio::runtime::Runtime| {
+        let (tree, store) = (tree.clone(), tempfile::tempdir().unwrap());
+        runtime.block_on(async move {
+            let repo = Repository::open_local(store.path()).await.unwrap();
+            let fs = vfs_drivers::host::HostFs::new(&tree).unwrap();
+            let options = SnapshotOptions {
+                normalize: true,
+                ..SnapshotOptions::default()
+            };
+            let (id, stats) = repo
+                .snapshot(&fs, &VfsPath::root(), &options)
+                .await
+                .unwrap();
+            (id, stats.files, stats.dirs, stats.symlinks)
+        })
+    };
+    let one = take(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let many = take(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(one, many);
+    assert_eq!((one.1, one.2, one.3), (12 * 25 + 2, 1 + 12 * 2, 12));
 }
