@@ -24,6 +24,11 @@ use crate::attr::{errno, file_attr};
 use crate::nodes::GENERATION;
 use crate::ops::{negative_attr, utf8, Caller, Inner};
 
+/// Files keep their page cache across opens: every change made through the mount goes
+/// through that cache, and `FUSE_AUTO_INVAL_DATA` drops it when a refreshed mtime or
+/// size shows a change made beside the mount.
+const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
+
 /// The `fuser` side: every handler takes what it needs from the request and answers
 /// from a task.
 pub(crate) struct Server {
@@ -87,10 +92,12 @@ impl Filesystem for Server {
             let _ = config.set_max_readahead(largest);
         }
         let _ = config.set_max_background(64);
-        // Each one separately: an old kernel lacking one still gets the others.
+        // Each one separately: an old kernel lacking one still gets the others. Not
+        // FUSE_ATOMIC_O_TRUNC: with it the file is truncated inside open, before the
+        // kernel's own checks (ETXTBSY on a running executable) can refuse the open;
+        // without it the kernel truncates by setattr once they have passed.
         for wanted in [
             InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_AUTO_INVAL_DATA,
             InitFlags::FUSE_DONT_MASK,
@@ -273,7 +280,7 @@ impl Filesystem for Server {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.spawn(|inner| async move {
             match inner.open(ino.0, flags).await {
-                Ok(fh) => reply.opened(Fh(fh), FopenFlags::empty()),
+                Ok(fh) => reply.opened(Fh(fh), FILE_OPEN_FLAGS),
                 Err(err) => reply.error(errno(&err)),
             }
         });
@@ -525,7 +532,7 @@ impl Filesystem for Server {
                     &attr,
                     Generation(GENERATION),
                     Fh(fh),
-                    FopenFlags::empty(),
+                    FILE_OPEN_FLAGS,
                 ),
                 Err(err) => reply.error(errno(&err)),
             }
