@@ -333,35 +333,43 @@ impl Inner {
         mtime: Option<TimeOrNow>,
     ) -> Result<FileAttr> {
         let open = fh.and_then(|fh| self.file(fh).ok());
-        let path = self.path(node);
+        let by_path = mode.is_some()
+            || uid.is_some()
+            || gid.is_some()
+            || atime.is_some()
+            || mtime.is_some()
+            || (size.is_some() && open.is_none());
+        let path = match (self.path(node), &open) {
+            (Ok(path), _) => Some(path),
+            // An unlinked file still open: only what its handle can do.
+            (Err(_), Some(_)) if !by_path => None,
+            (Err(err), _) => return Err(err),
+        };
+        let named = || {
+            path.as_ref()
+                .ok_or_else(|| VfsError::new(ErrorKind::NotFound, "setattr"))
+        };
         if let Some(size) = size {
             match &open {
                 Some(open) => open.handle.set_len(size).await?,
-                None => {
-                    self.fs
-                        .truncate(path.as_ref().map_err(clone_err)?, size)
-                        .await?
-                }
+                None => self.fs.truncate(named()?, size).await?,
             }
         }
         if let Some(mode) = mode {
-            let path = path.as_ref().map_err(clone_err)?;
-            self.fs.set_permissions(path, mode & 0o7777).await?;
+            self.fs.set_permissions(named()?, mode & 0o7777).await?;
         }
         if uid.is_some() || gid.is_some() {
-            let path = path.as_ref().map_err(clone_err)?;
-            self.fs.set_owner_nofollow(path, uid, gid).await?;
+            self.fs.set_owner_nofollow(named()?, uid, gid).await?;
         }
         if atime.is_some() || mtime.is_some() {
-            let path = path.as_ref().map_err(clone_err)?;
             self.fs
-                .set_times_nofollow(path, set_time(atime), set_time(mtime))
+                .set_times_nofollow(named()?, set_time(atime), set_time(mtime))
                 .await?;
         }
         match (&path, &open) {
-            (Ok(path), _) => Ok(file_attr(node, &self.fs.lstat(path).await?)),
-            (Err(_), Some(open)) => Ok(file_attr(node, &open.handle.stat().await?)),
-            (Err(err), None) => Err(clone_err(err)),
+            (Some(path), _) => Ok(file_attr(node, &self.fs.lstat(path).await?)),
+            (None, Some(open)) => Ok(file_attr(node, &open.handle.stat().await?)),
+            (None, None) => Err(VfsError::new(ErrorKind::NotFound, "setattr")),
         }
     }
 
@@ -695,14 +703,6 @@ pub(crate) fn utf8(name: &OsStr) -> Result<&str> {
 
 fn invalid(op: &'static str, path: &VfsPath) -> VfsError {
     VfsError::new(ErrorKind::InvalidInput, op).with_path(path.as_str())
-}
-
-fn clone_err(err: &VfsError) -> VfsError {
-    let mut copy = VfsError::new(err.kind(), err.operation());
-    if let Some(path) = err.path() {
-        copy = copy.with_path(path);
-    }
-    copy
 }
 
 fn check_xattr_size(len: usize, size: u32, path: &VfsPath) -> Result<()> {
