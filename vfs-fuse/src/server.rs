@@ -21,8 +21,8 @@ use vfs_core::{ErrorKind, Result, VfsError};
 
 use crate::acl;
 use crate::attr::{errno, file_attr};
-use crate::nodes::GENERATION;
-use crate::ops::{negative_attr, utf8, Caller, Inner};
+use crate::nodes::FIRST_GENERATION;
+use crate::ops::{negative_attr, utf8, Caller, Entry, Inner};
 
 /// Files keep their page cache across opens: every change made through the mount goes
 /// through that cache, and `FUSE_AUTO_INVAL_DATA` drops it when a refreshed mtime or
@@ -55,13 +55,13 @@ impl Server {
         }
     }
 
-    fn entry_reply(inner: &Inner, reply: ReplyEntry, result: Result<FileAttr>) {
+    fn entry_reply(inner: &Inner, reply: ReplyEntry, result: Result<Entry>) {
         match result {
-            Ok(attr) => reply.entry_with_ttls(
+            Ok(entry) => reply.entry_with_ttls(
                 &inner.settings.attr_ttl,
                 &inner.settings.entry_ttl,
-                &attr,
-                Generation(GENERATION),
+                &entry.attr,
+                entry.generation,
             ),
             Err(err) => reply.error(errno(&err)),
         }
@@ -121,7 +121,7 @@ impl Filesystem for Server {
                     &inner.settings.attr_ttl,
                     &inner.settings.entry_ttl,
                     &file_attr(0, &negative_attr()),
-                    Generation(GENERATION),
+                    Generation(FIRST_GENERATION),
                 ),
                 result => Server::entry_reply(&inner, reply, result),
             }
@@ -527,10 +527,10 @@ impl Filesystem for Server {
                 .create(caller, parent.0, &name, mode, umask, flags)
                 .await
             {
-                Ok((attr, fh)) => reply.created(
+                Ok((entry, fh)) => reply.created(
                     &inner.settings.entry_ttl,
-                    &attr,
-                    Generation(GENERATION),
+                    &entry.attr,
+                    entry.generation,
                     Fh(fh),
                     FILE_OPEN_FLAGS,
                 ),
