@@ -18,7 +18,9 @@
 //! another birth time after its node was forgotten, the id stays and the generation
 //! goes up, so the kernel can tell the `(id, generation)` pairs apart, as it does for a
 //! disk filesystem's reused inode numbers. While the kernel still holds the old file's
-//! node, the new file gets an id of its own instead.
+//! node, the new file gets an id of its own instead; a file whose last name is being
+//! removed counts as gone from the moment the driver is asked (a host filesystem hands
+//! the number to another thread's new file before the removal's reply is back).
 //!
 //! What is remembered after a forget is bounded: at most `remembered` forgotten keys
 //! (the oldest forgotten go first; such a key gets a fresh id if it is ever seen
@@ -91,6 +93,10 @@ struct Node {
     nlink: u64,
     /// Its last name was removed through the mount: once forgotten its key is dropped.
     removed: bool,
+    /// Removals of its last name under way in the driver. Once the driver has removed
+    /// it, the driver may hand its inode number to a new file before the removal's
+    /// reply updates this table, so meanwhile the key names a new file, never this one.
+    dying: u32,
     /// The names the kernel reached this node by; the first one makes its path.
     links: Vec<(u64, Box<str>)>,
 }
@@ -104,6 +110,7 @@ impl Node {
             lookups: 0,
             nlink: seen.nlink,
             removed: false,
+            dying: 0,
             links: Vec::new(),
         }
     }
@@ -247,7 +254,9 @@ impl NodeTable {
                 // for a directory it holds; a reused number of a directory still held
                 // is served as that directory, as before its reuse.
                 Some(node)
-                    if node.kind == seen.kind
+                    if !node.removed
+                        && node.dying == 0
+                        && node.kind == seen.kind
                         && (seen.kind == FileKind::Directory || current.same_file(seen)) =>
                 {
                     return (identity.id, node.generation);
@@ -429,6 +438,28 @@ impl NodeTable {
         }
     }
 
+    /// The driver is about to remove `name` in `parent`: if that is its node's last
+    /// name, the node is marked dying until [`NodeTable::removal_done`], and its id is
+    /// returned for that call.
+    pub(crate) fn removing(&mut self, parent: u64, name: &str) -> Option<u64> {
+        let dentry = (parent, Box::<str>::from(name));
+        let id = *self.dentries.get(&dentry)?;
+        let node = self.nodes.get_mut(&id)?;
+        let last = node.links.len() == 1 && node.links[0] == dentry;
+        if !last || !(node.kind == FileKind::Directory || node.nlink <= 1) {
+            return None;
+        }
+        node.dying += 1;
+        Some(id)
+    }
+
+    /// The removal [`NodeTable::removing`] announced has finished, done or not.
+    pub(crate) fn removal_done(&mut self, dying: Option<u64>) {
+        if let Some(node) = dying.and_then(|id| self.nodes.get_mut(&id)) {
+            node.dying = node.dying.saturating_sub(1);
+        }
+    }
+
     /// A sub-mount went away: its forgotten keys can never be looked up again (mount
     /// ids are never reused). Keys the kernel still holds go when it forgets them.
     pub(crate) fn drop_scope(&mut self, scope: u64) {
@@ -586,6 +617,41 @@ mod tests {
                 .0,
             new
         );
+    }
+
+    #[test]
+    fn a_number_reused_while_its_file_is_being_removed_names_the_new_file() {
+        let mut table = NodeTable::new(16);
+        let (old, _) = table.remember(ROOT, "old", key(2), a_dir());
+        let dying = table.removing(ROOT, "old");
+        assert_eq!(dying, Some(old));
+        // The driver removed it and gave its number to a new directory elsewhere,
+        // before the removal's reply came back.
+        let (new, _) = table.remember(ROOT, "new", key(2), a_dir());
+        assert_ne!(new, old);
+        table.removed(ROOT, "old");
+        table.removal_done(dying);
+        assert_eq!(table.path_of(new).unwrap().as_str(), "/new");
+        // A removal that failed leaves the node as it was.
+        let (kept, _) = table.remember(ROOT, "kept", key(3), a_dir());
+        let dying = table.removing(ROOT, "kept");
+        table.removal_done(dying);
+        assert_eq!(table.remember(ROOT, "kept", key(3), a_dir()).0, kept);
+        // A removed file still held is not what a new file of its number is.
+        let (gone, _) = table.remember(ROOT, "gone", key(4), a_file());
+        table.removed(ROOT, "gone");
+        assert_ne!(table.remember(ROOT, "again", key(4), a_file()).0, gone);
+        // Removing one of two names kills nothing.
+        table.remember(
+            ROOT,
+            "x",
+            key(5),
+            Seen {
+                nlink: 2,
+                ..a_file()
+            },
+        );
+        assert_eq!(table.removing(ROOT, "x"), None);
     }
 
     #[test]

@@ -285,13 +285,19 @@ impl Inner {
 
     pub(crate) async fn unlink(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
         let path = self.child(parent, name)?;
-        if dir {
-            self.fs.remove_dir(&path).await?;
+        let name = utf8(name)?;
+        let dying = self.nodes.lock().removing(parent, name);
+        let result = if dir {
+            self.fs.remove_dir(&path).await
         } else {
-            self.fs.remove_file(&path).await?;
+            self.fs.remove_file(&path).await
+        };
+        let mut nodes = self.nodes.lock();
+        if result.is_ok() {
+            nodes.removed(parent, name);
         }
-        self.nodes.lock().removed(parent, utf8(name)?);
-        Ok(())
+        nodes.removal_done(dying);
+        result
     }
 
     pub(crate) async fn rename(
@@ -311,15 +317,23 @@ impl Inner {
             no_replace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
         };
-        self.fs.rename_with(&from, &to, flags).await?;
-        self.nodes.lock().rename(
-            parent,
-            utf8(name)?,
-            new_parent,
-            utf8(new_name)?,
-            flags.exchange,
-        );
-        Ok(())
+        let (name, new_name) = (utf8(name)?, utf8(new_name)?);
+        // What the rename replaces dies with it (an exchange keeps both).
+        let dying = if flags.exchange {
+            None
+        } else {
+            self.nodes.lock().removing(new_parent, new_name)
+        };
+        let result = self.fs.rename_with(&from, &to, flags).await;
+        let mut nodes = self.nodes.lock();
+        if result.is_ok() {
+            if !flags.exchange {
+                nodes.removed(new_parent, new_name);
+            }
+            nodes.rename(parent, name, new_parent, new_name, flags.exchange);
+        }
+        nodes.removal_done(dying);
+        result
     }
 
     #[allow(clippy::too_many_arguments)]
