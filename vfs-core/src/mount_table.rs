@@ -954,3 +954,53 @@ impl FileSystem for MountTable {
         Ok(inner.rebase_onto(&resolved.mount.info.path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn change_hooks_run_before_mount_and_unmount_return() {
+        let table = MountTable::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let id = table.on_change(move |event| {
+            let entry = match event {
+                MountEvent::Mounted { mount } => format!("+{}", mount.path.as_str()),
+                MountEvent::Unmounted { mount, .. } => format!("-{}", mount.path.as_str()),
+                MountEvent::ShutdownFailed { .. } => "!".to_owned(),
+            };
+            log.lock().unwrap().push(entry);
+        });
+        let deep = VfsPath::new("/x/y").unwrap();
+        let mounted = table
+            .mount(&deep, Arc::new(MountTable::new()), MountOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["+/x/y"]);
+
+        let inside = VfsPath::new("/x/y/z").unwrap();
+        assert_eq!(table.mount_of(&inside).map(|m| m.mount_id), Some(mounted));
+        assert_eq!(table.mount_of(&deep).map(|m| m.mount_id), Some(mounted));
+        let above = VfsPath::new("/x").unwrap();
+        assert_eq!(table.mount_of(&above), None);
+        assert!(table.is_virtual(&above));
+        assert!(!table.is_virtual(&deep));
+
+        table
+            .unmount(&deep, UnmountOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["+/x/y", "-/x/y"]);
+        assert!(!table.is_virtual(&above));
+        assert!(table.remove_change_hook(id));
+        assert!(!table.remove_change_hook(id));
+        table
+            .mount(&deep, Arc::new(MountTable::new()), MountOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2, "a removed hook runs no more");
+    }
+}

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run -p vfs-fuse --example serve_memory -- /mnt/mem [--allow-other] [--ttl-ms N] [--table]
+//!     [--reader-threads N]
 //! ```
 //!
 //! With `--table` it serves a mount table instead: one memory filesystem at `/` and
@@ -33,6 +34,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--allow-other" => options.allow_other = true,
             "--table" => table = true,
+            "--reader-threads" => {
+                options.reader_threads = args
+                    .next()
+                    .ok_or("--reader-threads needs a value")?
+                    .parse()?;
+            }
             "--ttl-ms" => {
                 let ms: u64 = args.next().ok_or("--ttl-ms needs a value")?.parse()?;
                 options.attr_ttl = Duration::from_millis(ms);

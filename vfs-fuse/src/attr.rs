@@ -23,8 +23,8 @@ pub(crate) fn file_type(kind: FileKind) -> FileType {
     }
 }
 
-/// What the kernel caches for node `node`: `st_ino` is the node id, unique and stable
-/// for as long as the kernel knows the file.
+/// What the kernel caches for node `node`: `st_ino` is the node id (fuser sends one
+/// number for both), which the node table keeps stable for the life of the mount.
 pub(crate) fn file_attr(node: u64, meta: &Metadata) -> FileAttr {
     FileAttr {
         ino: INodeNo(node),

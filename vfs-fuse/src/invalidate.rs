@@ -15,7 +15,11 @@ use crate::ops::Inner;
 /// instead of serving the new tree under old node ids.
 pub(crate) fn on_mount_change(inner: &Inner, notifier: &Notifier, event: &MountEvent) {
     let path = match event {
-        MountEvent::Mounted { mount } | MountEvent::Unmounted { mount, .. } => &mount.path,
+        MountEvent::Mounted { mount } => &mount.path,
+        MountEvent::Unmounted { mount, .. } => {
+            inner.nodes.lock().drop_scope(mount.mount_id.0);
+            &mount.path
+        }
         MountEvent::ShutdownFailed { .. } => return,
     };
     let (entries, dirs) = stale_names(inner, path);

@@ -21,7 +21,7 @@ use vfs_core::{
 
 use crate::acl;
 use crate::attr::{file_attr, file_type, node_kind, set_time};
-use crate::nodes::{NodeKey, NodeTable, GENERATION, SINGLE_SCOPE, VIRTUAL_SCOPE};
+use crate::nodes::{NodeKey, NodeTable, Seen, SINGLE_SCOPE, VIRTUAL_SCOPE};
 
 const S_ISGID: u32 = 0o2000;
 const S_ISUID: u32 = 0o4000;
@@ -33,6 +33,7 @@ pub(crate) struct Settings {
     pub(crate) attr_ttl: Duration,
     pub(crate) entry_ttl: Duration,
     pub(crate) max_write: u32,
+    pub(crate) remembered_inodes: usize,
 }
 
 /// One open file.
@@ -44,6 +45,13 @@ pub(crate) struct OpenFile {
 /// One open directory: its listing, taken at `opendir` so offsets stay stable.
 pub(crate) struct OpenDir {
     entries: Vec<DirEntry>,
+}
+
+/// What an entry reply carries: the attributes (their `ino` is the node id) and the
+/// node's generation.
+pub(crate) struct Entry {
+    pub(crate) attr: FileAttr,
+    pub(crate) generation: Generation,
 }
 
 /// Who made a request.
@@ -82,7 +90,7 @@ impl Inner {
         Inner {
             fs,
             table,
-            nodes: Mutex::new(NodeTable::new()),
+            nodes: Mutex::new(NodeTable::new(settings.remembered_inodes)),
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
@@ -116,23 +124,22 @@ impl Inner {
     }
 
     /// Registers `name` in `parent` (at `path`, with `meta`) as an entry the kernel will
-    /// count a lookup of, and returns its attributes.
-    pub(crate) fn entry(
-        &self,
-        parent: u64,
-        name: &str,
-        path: &VfsPath,
-        meta: &Metadata,
-    ) -> FileAttr {
+    /// count a lookup of, and returns what to answer.
+    pub(crate) fn entry(&self, parent: u64, name: &str, path: &VfsPath, meta: &Metadata) -> Entry {
         let key = (meta.ino != 0).then(|| NodeKey {
             scope: self.scope(path),
             ino: meta.ino,
         });
-        let node = self
-            .nodes
-            .lock()
-            .remember(parent, name, key, meta.kind, true);
-        file_attr(node, meta)
+        let seen = Seen {
+            kind: meta.kind,
+            btime: meta.btime,
+            nlink: meta.nlink,
+        };
+        let (node, generation) = self.nodes.lock().remember(parent, name, key, seen);
+        Entry {
+            attr: file_attr(node, meta),
+            generation: Generation(generation),
+        }
     }
 
     pub(crate) fn file(&self, fh: u64) -> Result<Arc<OpenFile>> {
@@ -172,7 +179,7 @@ impl Inner {
         }
     }
 
-    pub(crate) async fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
+    pub(crate) async fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
         let path = self.child(parent, name)?;
         let meta = self.fs.lstat(&path).await?;
         Ok(self.entry(parent, utf8(name)?, &path, &meta))
@@ -215,7 +222,7 @@ impl Inner {
         parent: u64,
         name: &OsStr,
         path: &VfsPath,
-    ) -> Result<FileAttr> {
+    ) -> Result<Entry> {
         let meta = self.settle_owner(caller, path).await?;
         Ok(self.entry(parent, utf8(name)?, path, &meta))
     }
@@ -227,7 +234,7 @@ impl Inner {
         name: &OsStr,
         mode: u32,
         umask: u32,
-    ) -> Result<FileAttr> {
+    ) -> Result<Entry> {
         let path = self.child(parent, name)?;
         self.fs.create_dir(&path, mode & !umask & 0o7777).await?;
         self.created(caller, parent, name, &path).await
@@ -241,7 +248,7 @@ impl Inner {
         mode: u32,
         umask: u32,
         rdev: u32,
-    ) -> Result<FileAttr> {
+    ) -> Result<Entry> {
         let path = self.child(parent, name)?;
         let kind = node_kind(mode).ok_or_else(|| invalid("mknod", &path))?;
         if kind == FileKind::Directory || kind == FileKind::Symlink {
@@ -259,7 +266,7 @@ impl Inner {
         parent: u64,
         name: &OsStr,
         target: &Path,
-    ) -> Result<FileAttr> {
+    ) -> Result<Entry> {
         let path = self.child(parent, name)?;
         let target = target
             .to_str()
@@ -268,12 +275,7 @@ impl Inner {
         self.created(caller, parent, name, &path).await
     }
 
-    pub(crate) async fn link(
-        &self,
-        node: u64,
-        new_parent: u64,
-        new_name: &OsStr,
-    ) -> Result<FileAttr> {
+    pub(crate) async fn link(&self, node: u64, new_parent: u64, new_name: &OsStr) -> Result<Entry> {
         let existing = self.path(node)?;
         let new = self.child(new_parent, new_name)?;
         self.fs.hard_link(&existing, &new).await?;
@@ -283,13 +285,19 @@ impl Inner {
 
     pub(crate) async fn unlink(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
         let path = self.child(parent, name)?;
-        if dir {
-            self.fs.remove_dir(&path).await?;
+        let name = utf8(name)?;
+        let dying = self.nodes.lock().removing(parent, name);
+        let result = if dir {
+            self.fs.remove_dir(&path).await
         } else {
-            self.fs.remove_file(&path).await?;
+            self.fs.remove_file(&path).await
+        };
+        let mut nodes = self.nodes.lock();
+        if result.is_ok() {
+            nodes.removed(parent, name);
         }
-        self.nodes.lock().unlink(parent, utf8(name)?);
-        Ok(())
+        nodes.removal_done(dying);
+        result
     }
 
     pub(crate) async fn rename(
@@ -309,15 +317,23 @@ impl Inner {
             no_replace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
         };
-        self.fs.rename_with(&from, &to, flags).await?;
-        self.nodes.lock().rename(
-            parent,
-            utf8(name)?,
-            new_parent,
-            utf8(new_name)?,
-            flags.exchange,
-        );
-        Ok(())
+        let (name, new_name) = (utf8(name)?, utf8(new_name)?);
+        // What the rename replaces dies with it (an exchange keeps both).
+        let dying = if flags.exchange {
+            None
+        } else {
+            self.nodes.lock().removing(new_parent, new_name)
+        };
+        let result = self.fs.rename_with(&from, &to, flags).await;
+        let mut nodes = self.nodes.lock();
+        if result.is_ok() {
+            if !flags.exchange {
+                nodes.removed(new_parent, new_name);
+            }
+            nodes.rename(parent, name, new_parent, new_name, flags.exchange);
+        }
+        nodes.removal_done(dying);
+        result
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -333,35 +349,43 @@ impl Inner {
         mtime: Option<TimeOrNow>,
     ) -> Result<FileAttr> {
         let open = fh.and_then(|fh| self.file(fh).ok());
-        let path = self.path(node);
+        let by_path = mode.is_some()
+            || uid.is_some()
+            || gid.is_some()
+            || atime.is_some()
+            || mtime.is_some()
+            || (size.is_some() && open.is_none());
+        let path = match (self.path(node), &open) {
+            (Ok(path), _) => Some(path),
+            // An unlinked file still open: only what its handle can do.
+            (Err(_), Some(_)) if !by_path => None,
+            (Err(err), _) => return Err(err),
+        };
+        let named = || {
+            path.as_ref()
+                .ok_or_else(|| VfsError::new(ErrorKind::NotFound, "setattr"))
+        };
         if let Some(size) = size {
             match &open {
                 Some(open) => open.handle.set_len(size).await?,
-                None => {
-                    self.fs
-                        .truncate(path.as_ref().map_err(clone_err)?, size)
-                        .await?
-                }
+                None => self.fs.truncate(named()?, size).await?,
             }
         }
         if let Some(mode) = mode {
-            let path = path.as_ref().map_err(clone_err)?;
-            self.fs.set_permissions(path, mode & 0o7777).await?;
+            self.fs.set_permissions(named()?, mode & 0o7777).await?;
         }
         if uid.is_some() || gid.is_some() {
-            let path = path.as_ref().map_err(clone_err)?;
-            self.fs.set_owner_nofollow(path, uid, gid).await?;
+            self.fs.set_owner_nofollow(named()?, uid, gid).await?;
         }
         if atime.is_some() || mtime.is_some() {
-            let path = path.as_ref().map_err(clone_err)?;
             self.fs
-                .set_times_nofollow(path, set_time(atime), set_time(mtime))
+                .set_times_nofollow(named()?, set_time(atime), set_time(mtime))
                 .await?;
         }
         match (&path, &open) {
-            (Ok(path), _) => Ok(file_attr(node, &self.fs.lstat(path).await?)),
-            (Err(_), Some(open)) => Ok(file_attr(node, &open.handle.stat().await?)),
-            (Err(err), None) => Err(clone_err(err)),
+            (Some(path), _) => Ok(file_attr(node, &self.fs.lstat(path).await?)),
+            (None, Some(open)) => Ok(file_attr(node, &open.handle.stat().await?)),
+            (None, None) => Err(VfsError::new(ErrorKind::NotFound, "setattr")),
         }
     }
 
@@ -380,7 +404,7 @@ impl Inner {
         mode: u32,
         umask: u32,
         flags: i32,
-    ) -> Result<(FileAttr, u64)> {
+    ) -> Result<(Entry, u64)> {
         let path = self.child(parent, name)?;
         let mut options = open_options(OpenFlags(flags));
         options.mode = mode & !umask & 0o7777;
@@ -406,15 +430,15 @@ impl Inner {
                 return Err(err);
             }
         };
-        let node_attr = self.entry(parent, utf8(name)?, &path, &meta);
+        let entry = self.entry(parent, utf8(name)?, &path, &meta);
         let fh = self.add_handle(
             &self.files,
             OpenFile {
-                node: node_attr.ino.0,
+                node: entry.attr.ino.0,
                 handle,
             },
         );
-        Ok((node_attr, fh))
+        Ok((entry, fh))
     }
 
     pub(crate) async fn write(&self, fh: u64, offset: u64, data: Bytes) -> Result<u32> {
@@ -454,7 +478,9 @@ impl Inner {
         reply: &mut ReplyDirectory,
     ) -> Result<()> {
         let listing = self.listing(fh)?;
-        let nodes = self.nodes.lock();
+        let dir = self.path(node)?;
+        let single_scope = self.table.is_none().then_some(SINGLE_SCOPE);
+        let mut nodes = self.nodes.lock();
         let parent = nodes.parent_of(node);
         let dots = [(".", node), ("..", parent)];
         let total = 2 + listing.entries.len() as u64;
@@ -466,7 +492,24 @@ impl Inner {
                 }
                 _ => {
                     let entry = &listing.entries[(index - 2) as usize];
-                    let ino = nodes.child(node, &entry.name).unwrap_or(entry.ino);
+                    // The id the name has or will have when looked up, so `d_ino`
+                    // and `st_ino` agree.
+                    let known = nodes.child(node, &entry.name);
+                    let ino = match known {
+                        Some(id) => id,
+                        None if entry.ino == 0 => entry.ino,
+                        None => {
+                            let scope = match single_scope {
+                                Some(scope) => scope,
+                                None => self.scope(&dir.join(&entry.name)?),
+                            };
+                            let key = NodeKey {
+                                scope,
+                                ino: entry.ino,
+                            };
+                            nodes.listed_id(key, entry.kind)
+                        }
+                    };
                     reply.add(INodeNo(ino), index + 1, file_type(entry.kind), &entry.name)
                 }
             };
@@ -487,7 +530,6 @@ impl Inner {
         let listing = self.listing(fh)?;
         let dir = self.path(node)?;
         let ttl = self.settings.entry_ttl;
-        let generation = Generation(GENERATION);
         let mut index = offset;
         // `.` and `..` carry attributes but no lookup the kernel counts.
         while index < 2 {
@@ -498,6 +540,7 @@ impl Inner {
                 ("..", parent, dir.parent().unwrap_or_else(VfsPath::root))
             };
             let meta = self.fs.lstat(&path).await?;
+            let generation = Generation(self.nodes.lock().generation_of(ino));
             if reply.add(
                 INodeNo(ino),
                 index + 1,
@@ -529,7 +572,7 @@ impl Inner {
                 let Ok((path, meta)) = stat else {
                     continue;
                 };
-                let attr = self.entry(node, &entry.name, &path, &meta);
+                let Entry { attr, generation } = self.entry(node, &entry.name, &path, &meta);
                 if reply.add(attr.ino, index, &entry.name, &ttl, &attr, generation) {
                     // It did not fit: the kernel never saw it, so it counts no lookup.
                     self.nodes.lock().forget(attr.ino.0, 1);
@@ -695,14 +738,6 @@ pub(crate) fn utf8(name: &OsStr) -> Result<&str> {
 
 fn invalid(op: &'static str, path: &VfsPath) -> VfsError {
     VfsError::new(ErrorKind::InvalidInput, op).with_path(path.as_str())
-}
-
-fn clone_err(err: &VfsError) -> VfsError {
-    let mut copy = VfsError::new(err.kind(), err.operation());
-    if let Some(path) = err.path() {
-        copy = copy.with_path(path);
-    }
-    copy
 }
 
 fn check_xattr_size(len: usize, size: u32, path: &VfsPath) -> Result<()> {

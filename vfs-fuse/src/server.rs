@@ -21,8 +21,13 @@ use vfs_core::{ErrorKind, Result, VfsError};
 
 use crate::acl;
 use crate::attr::{errno, file_attr};
-use crate::nodes::GENERATION;
-use crate::ops::{negative_attr, utf8, Caller, Inner};
+use crate::nodes::FIRST_GENERATION;
+use crate::ops::{negative_attr, utf8, Caller, Entry, Inner};
+
+/// Files keep their page cache across opens: every change made through the mount goes
+/// through that cache, and `FUSE_AUTO_INVAL_DATA` drops it when a refreshed mtime or
+/// size shows a change made beside the mount.
+const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
 
 /// The `fuser` side: every handler takes what it needs from the request and answers
 /// from a task.
@@ -50,13 +55,13 @@ impl Server {
         }
     }
 
-    fn entry_reply(inner: &Inner, reply: ReplyEntry, result: Result<FileAttr>) {
+    fn entry_reply(inner: &Inner, reply: ReplyEntry, result: Result<Entry>) {
         match result {
-            Ok(attr) => reply.entry_with_ttls(
+            Ok(entry) => reply.entry_with_ttls(
                 &inner.settings.attr_ttl,
                 &inner.settings.entry_ttl,
-                &attr,
-                Generation(GENERATION),
+                &entry.attr,
+                entry.generation,
             ),
             Err(err) => reply.error(errno(&err)),
         }
@@ -87,10 +92,12 @@ impl Filesystem for Server {
             let _ = config.set_max_readahead(largest);
         }
         let _ = config.set_max_background(64);
-        // Each one separately: an old kernel lacking one still gets the others.
+        // Each one separately: an old kernel lacking one still gets the others. Not
+        // FUSE_ATOMIC_O_TRUNC: with it the file is truncated inside open, before the
+        // kernel's own checks (ETXTBSY on a running executable) can refuse the open;
+        // without it the kernel truncates by setattr once they have passed.
         for wanted in [
             InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_AUTO_INVAL_DATA,
             InitFlags::FUSE_DONT_MASK,
@@ -114,7 +121,7 @@ impl Filesystem for Server {
                     &inner.settings.attr_ttl,
                     &inner.settings.entry_ttl,
                     &file_attr(0, &negative_attr()),
-                    Generation(GENERATION),
+                    Generation(FIRST_GENERATION),
                 ),
                 result => Server::entry_reply(&inner, reply, result),
             }
@@ -273,7 +280,7 @@ impl Filesystem for Server {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.spawn(|inner| async move {
             match inner.open(ino.0, flags).await {
-                Ok(fh) => reply.opened(Fh(fh), FopenFlags::empty()),
+                Ok(fh) => reply.opened(Fh(fh), FILE_OPEN_FLAGS),
                 Err(err) => reply.error(errno(&err)),
             }
         });
@@ -520,12 +527,12 @@ impl Filesystem for Server {
                 .create(caller, parent.0, &name, mode, umask, flags)
                 .await
             {
-                Ok((attr, fh)) => reply.created(
+                Ok((entry, fh)) => reply.created(
                     &inner.settings.entry_ttl,
-                    &attr,
-                    Generation(GENERATION),
+                    &entry.attr,
+                    entry.generation,
                     Fh(fh),
-                    FopenFlags::empty(),
+                    FILE_OPEN_FLAGS,
                 ),
                 Err(err) => reply.error(errno(&err)),
             }

@@ -653,3 +653,32 @@ async fn unmounting_a_busy_mount_detaches_it_and_keeps_serving_its_users() {
     .await;
     assert_eq!(content, "still here", "the open file is still served");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncating_a_running_executable_is_etxtbsy_and_leaves_it_whole() {
+    let fx = Fixture::memory();
+    let program = fx.path("sleeper");
+    io(move || {
+        let original = fs::read("/bin/sleep").unwrap();
+        fs::write(&program, &original).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut running = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let err = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_TRUNC)
+            .open(&program)
+            .unwrap_err();
+        running.kill().unwrap();
+        running.wait().unwrap();
+        assert_eq!(errno_of(err), libc::ETXTBSY);
+        assert_eq!(
+            fs::read(&program).unwrap(),
+            original,
+            "nothing was truncated"
+        );
+    })
+    .await;
+}
