@@ -259,11 +259,15 @@ impl FileData {
         }
         let (first, last) = (offset / PAGE, (end - 1) / PAGE);
         // Only pages that exist: a hole of a terabyte costs nothing to walk.
-        let mut present: Vec<u64> = self
-            .tail
-            .range(first.max(1)..=last)
-            .map(|(k, _)| *k)
-            .collect();
+        // The tail holds pages 1 and up: a hole within the first page has none of them.
+        let mut present: Vec<u64> = if last >= 1 {
+            self.tail
+                .range(first.max(1)..=last)
+                .map(|(k, _)| *k)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if first == 0 && self.head.is_some() {
             present.insert(0, 0);
         }

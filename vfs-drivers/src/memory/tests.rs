@@ -941,6 +941,15 @@ async fn punched_holes_read_as_zeros_and_free_whole_pages() {
     // Past the end and over holes: nothing to do, nothing allocated.
     handle.punch_hole(1 << 40, 1 << 40).await.unwrap();
     assert_eq!(fs.stat(&f).await.unwrap().size, 3 * 4096);
+    // Within the first page only (fsx found this panicking on an empty page range).
+    handle.punch_hole(10, 20).await.unwrap();
+    let data = fs.read_file(&f).await.unwrap();
+    assert!(data[..10].iter().all(|&b| b == b'x'));
+    assert!(data[10..30].iter().all(|&b| b == 0));
+    handle.punch_hole(0, 4096).await.unwrap();
+    assert!(fs.read_file(&f).await.unwrap()[..4096]
+        .iter()
+        .all(|&b| b == 0));
     let reader = fs.open(&f, OpenOptions::read_only()).await.unwrap();
     assert_eq!(code(reader.punch_hole(0, 1).await), "EBADF");
 }
