@@ -13,99 +13,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use vfs_core::{FileSystem, VfsPath};
+use vfs_core::conformance::Forward;
 use vfs_drivers::MemoryFs;
 use vfs_fuse::FuseOptions;
 
-/// A memory filesystem that counts how often each path is stat'ed: a lookup or an
-/// attribute refresh reaching the driver.
-struct CountingStats {
-    inner: MemoryFs,
-    stats: Mutex<HashMap<String, u64>>,
-}
+/// How often each path was stat'ed through the driver: a lookup or an attribute refresh
+/// reaching it.
+#[derive(Clone, Default)]
+struct StatCounts(Arc<Mutex<HashMap<String, u64>>>);
 
-impl CountingStats {
-    fn stats_of(&self, path: &str) -> u64 {
-        self.stats.lock().get(path).copied().unwrap_or(0)
+impl StatCounts {
+    fn of(&self, path: &str) -> u64 {
+        self.0.lock().get(path).copied().unwrap_or(0)
     }
-}
 
-#[vfs_core::async_trait]
-impl FileSystem for CountingStats {
-    fn kind(&self) -> &str {
-        "counting"
-    }
-    fn capabilities(&self) -> vfs_core::Capabilities {
-        self.inner.capabilities()
-    }
-    async fn open(
-        &self,
-        path: &VfsPath,
-        options: vfs_core::OpenOptions,
-    ) -> vfs_core::Result<Box<dyn vfs_core::FileHandle>> {
-        self.inner.open(path, options).await
-    }
-    async fn stat(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::Metadata> {
-        *self
-            .stats
-            .lock()
-            .entry(path.as_str().to_owned())
-            .or_default() += 1;
-        self.inner.stat(path).await
-    }
-    async fn lstat(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::Metadata> {
-        *self
-            .stats
-            .lock()
-            .entry(path.as_str().to_owned())
-            .or_default() += 1;
-        self.inner.lstat(path).await
-    }
-    async fn read_dir(&self, path: &VfsPath) -> vfs_core::Result<Vec<vfs_core::DirEntry>> {
-        self.inner.read_dir(path).await
-    }
-    async fn create_dir(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.create_dir(path, mode).await
-    }
-    async fn remove_file(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_file(path).await
-    }
-    async fn remove_dir(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_dir(path).await
-    }
-    async fn rename(&self, from: &VfsPath, to: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.rename(from, to).await
-    }
-    async fn symlink(&self, target: &str, link: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.symlink(target, link).await
-    }
-    async fn read_link(&self, path: &VfsPath) -> vfs_core::Result<String> {
-        self.inner.read_link(path).await
-    }
-    async fn hard_link(&self, existing: &VfsPath, new: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.hard_link(existing, new).await
-    }
-    async fn set_permissions(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.set_permissions(path, mode).await
-    }
-    async fn set_owner(
-        &self,
-        path: &VfsPath,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_owner(path, uid, gid).await
-    }
-    async fn set_times(
-        &self,
-        path: &VfsPath,
-        atime: vfs_core::SetTime,
-        mtime: vfs_core::SetTime,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_times(path, atime, mtime).await
-    }
-    async fn statfs(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::StatFs> {
-        self.inner.statfs(path).await
+    /// A memory filesystem whose stats this counts.
+    fn memory(&self) -> Forward {
+        let counts = self.clone();
+        Forward::new(Arc::new(MemoryFs::new()), "counting").before_stat(move |path| {
+            *counts.0.lock().entry(path.as_str().to_owned()).or_default() += 1;
+            std::future::ready(())
+        })
     }
 }
 
@@ -135,10 +63,8 @@ fn listed_inode_numbers(dir: &Path) -> HashMap<PathBuf, u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn inode_numbers_outlive_the_kernels_cache_and_hard_links_share_one() {
     let dir = tempfile::tempdir().unwrap();
-    let fs = Arc::new(CountingStats {
-        inner: MemoryFs::new(),
-        stats: Mutex::new(HashMap::new()),
-    });
+    let counted = StatCounts::default();
+    let fs = Arc::new(counted.memory());
     let hour = Duration::from_secs(3600);
     let options = FuseOptions {
         attr_ttl: hour,
@@ -151,7 +77,6 @@ async fn inode_numbers_outlive_the_kernels_cache_and_hard_links_share_one() {
     let mount = vfs_fuse::mount(fs.clone(), dir.path(), options).unwrap();
     let root = dir.path().to_owned();
     let names = ["a", "b", "d", "d/f", "d/g"];
-    let counted = Arc::clone(&fs);
     tokio::task::spawn_blocking(move || {
         fs::write(root.join("a"), "one file, two names").unwrap();
         fs::hard_link(root.join("a"), root.join("b")).unwrap();
@@ -170,12 +95,12 @@ async fn inode_numbers_outlive_the_kernels_cache_and_hard_links_share_one() {
         for round in 0..2 {
             // Everything is cached now, for an hour: only a forgotten name is looked up.
             inode_numbers(&root, &names);
-            let before = counted.stats_of("/d/f");
+            let before = counted.of("/d/f");
             drop_kernel_caches();
             // The other name first: the file comes back by its hard link.
             let again = inode_numbers(&root, &["b", "a", "d", "d/f", "d/g"]);
             assert!(
-                counted.stats_of("/d/f") > before,
+                counted.of("/d/f") > before,
                 "round {round}: the kernel did not forget /d/f"
             );
             assert_eq!([again[1], again[0]], [first[0], first[1]], "round {round}");

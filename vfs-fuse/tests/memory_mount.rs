@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use vfs_core::conformance::Forward;
 use vfs_core::{FileSystem, MountOptions, MountTable, UnmountOptions, VfsPath};
 use vfs_drivers::MemoryFs;
 use vfs_fuse::{FuseMount, FuseOptions};
@@ -413,84 +414,6 @@ async fn unmount_then_mountpoint_is_plain_again() {
     assert!(!fx.path("inside").exists());
 }
 
-/// Serves a memory filesystem, except that stat of `/slow` waits until released.
-struct SlowStat {
-    inner: MemoryFs,
-    release: Arc<tokio::sync::Notify>,
-}
-
-#[vfs_core::async_trait]
-impl FileSystem for SlowStat {
-    fn kind(&self) -> &str {
-        "slow"
-    }
-    fn capabilities(&self) -> vfs_core::Capabilities {
-        self.inner.capabilities()
-    }
-    async fn open(
-        &self,
-        path: &VfsPath,
-        options: vfs_core::OpenOptions,
-    ) -> vfs_core::Result<Box<dyn vfs_core::FileHandle>> {
-        self.inner.open(path, options).await
-    }
-    async fn stat(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::Metadata> {
-        self.inner.stat(path).await
-    }
-    async fn lstat(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::Metadata> {
-        if path.as_str() == "/slow" {
-            self.release.notified().await;
-        }
-        self.inner.lstat(path).await
-    }
-    async fn read_dir(&self, path: &VfsPath) -> vfs_core::Result<Vec<vfs_core::DirEntry>> {
-        self.inner.read_dir(path).await
-    }
-    async fn create_dir(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.create_dir(path, mode).await
-    }
-    async fn remove_file(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_file(path).await
-    }
-    async fn remove_dir(&self, path: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.remove_dir(path).await
-    }
-    async fn rename(&self, from: &VfsPath, to: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.rename(from, to).await
-    }
-    async fn symlink(&self, target: &str, link: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.symlink(target, link).await
-    }
-    async fn read_link(&self, path: &VfsPath) -> vfs_core::Result<String> {
-        self.inner.read_link(path).await
-    }
-    async fn hard_link(&self, existing: &VfsPath, new: &VfsPath) -> vfs_core::Result<()> {
-        self.inner.hard_link(existing, new).await
-    }
-    async fn set_permissions(&self, path: &VfsPath, mode: u32) -> vfs_core::Result<()> {
-        self.inner.set_permissions(path, mode).await
-    }
-    async fn set_owner(
-        &self,
-        path: &VfsPath,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_owner(path, uid, gid).await
-    }
-    async fn set_times(
-        &self,
-        path: &VfsPath,
-        atime: vfs_core::SetTime,
-        mtime: vfs_core::SetTime,
-    ) -> vfs_core::Result<()> {
-        self.inner.set_times(path, atime, mtime).await
-    }
-    async fn statfs(&self, path: &VfsPath) -> vfs_core::Result<vfs_core::StatFs> {
-        self.inner.statfs(path).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_waiting_request_holds_up_no_other() {
     let dir = tempfile::tempdir().unwrap();
@@ -504,10 +427,18 @@ async fn a_waiting_request_holds_up_no_other() {
         .await
         .unwrap();
     let release = Arc::new(tokio::sync::Notify::new());
-    let fs = Arc::new(SlowStat {
-        inner,
-        release: release.clone(),
-    });
+    // Stat of `/slow` waits until released.
+    let held = release.clone();
+    let fs = Arc::new(
+        Forward::new(Arc::new(inner), "slow").before_stat(move |path| {
+            let held = (path.as_str() == "/slow").then(|| held.clone());
+            async move {
+                if let Some(held) = held {
+                    held.notified().await;
+                }
+            }
+        }),
+    );
     let mount = vfs_fuse::mount(fs, dir.path(), FuseOptions::default()).unwrap();
     let slow_path = dir.path().join("slow");
     let slow = tokio::task::spawn_blocking(move || fs::read(slow_path));

@@ -13,10 +13,15 @@ use crate::{
 
 type ShutdownHook = Box<dyn Fn() -> Result<()> + Send + Sync>;
 type OpenHook = Box<dyn Fn(&VfsPath) -> Result<()> + Send + Sync>;
+type StatHook = Box<
+    dyn Fn(&VfsPath) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Tests build probes from it: a driver with capabilities switched off, a shutdown that
-/// counts or fails, an `open` that fails for chosen paths, the defaults-only view of a
-/// driver (the differential test runs the trait's defaults through it).
+/// counts or fails, an `open` that fails for chosen paths, a `stat` that is counted or
+/// held back, the defaults-only view of a driver (the differential test runs the trait's defaults through it).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -33,6 +38,7 @@ pub struct Forward {
     xattrs: bool,
     shutdown: Option<ShutdownHook>,
     before_open: Option<OpenHook>,
+    before_stat: Option<StatHook>,
 }
 
 impl Forward {
@@ -46,6 +52,7 @@ impl Forward {
             xattrs: false,
             shutdown: None,
             before_open: None,
+            before_stat: None,
         }
     }
 
@@ -55,6 +62,16 @@ impl Forward {
         hook: impl Fn(&VfsPath) -> Result<()> + Send + Sync + 'static,
     ) -> Forward {
         self.before_open = Some(Box::new(hook));
+        self
+    }
+
+    /// Awaits `hook(path)` before every `stat` and `lstat` (counting them, or holding one
+    /// back until the test releases it).
+    pub fn before_stat<F>(mut self, hook: impl Fn(&VfsPath) -> F + Send + Sync + 'static) -> Forward
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.before_stat = Some(Box::new(move |path| Box::pin(hook(path))));
         self
     }
 
@@ -92,9 +109,15 @@ impl FileSystem for Forward {
         self.inner.open(path, options).await
     }
     async fn stat(&self, path: &VfsPath) -> Result<Metadata> {
+        if let Some(hook) = &self.before_stat {
+            hook(path).await;
+        }
         self.inner.stat(path).await
     }
     async fn lstat(&self, path: &VfsPath) -> Result<Metadata> {
+        if let Some(hook) = &self.before_stat {
+            hook(path).await;
+        }
         self.inner.lstat(path).await
     }
     async fn read_dir(&self, path: &VfsPath) -> Result<Vec<DirEntry>> {
