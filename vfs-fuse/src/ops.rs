@@ -411,12 +411,22 @@ impl Inner {
         let exclusive = flags & libc::O_EXCL != 0;
         // Creating exclusively first tells whether this call made the file, and so
         // whether it gets the caller as its owner.
-        let (handle, made) = match self.fs.open(&path, options.create_new(true)).await {
-            Ok(handle) => (handle, true),
-            Err(err) if err.kind() == ErrorKind::AlreadyExists && !exclusive => {
-                (self.fs.open(&path, options).await?, false)
+        // The file can go between the two opens; O_CREAT must not answer ENOENT for that,
+        // so try again, a few times, as the kernel's own open does.
+        let mut attempts = 0;
+        let (handle, made) = loop {
+            attempts += 1;
+            match self.fs.open(&path, options.create_new(true)).await {
+                Ok(handle) => break (handle, true),
+                Err(err) if err.kind() == ErrorKind::AlreadyExists && !exclusive => {
+                    match self.fs.open(&path, options).await {
+                        Ok(handle) => break (handle, false),
+                        Err(err) if err.kind() == ErrorKind::NotFound && attempts < 8 => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Err(err) => return Err(err),
             }
-            Err(err) => return Err(err),
         };
         let meta = if made {
             self.settle_owner(caller, &path).await

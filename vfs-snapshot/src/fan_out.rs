@@ -10,14 +10,17 @@
 //! worker runs the call on that thread, which is what it is there for.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// Runs `job(0..count)` with up to `concurrency` jobs at once and hands each output to
-/// `on_done` as it finishes, in no particular order.
+/// `on_done` as it finishes, in no particular order. Once `on_done` says
+/// [`ControlFlow::Break`] (a failure that dooms the whole run), no further job starts;
+/// those already running finish.
 ///
 /// On a multi-threaded tokio runtime the jobs are spread over one thread per core (each
 /// overlapping its share), so jobs that block their thread still run in parallel; on a
@@ -26,7 +29,7 @@ pub(crate) async fn for_each_job<T, Fut>(
     count: usize,
     concurrency: usize,
     job: impl Fn(usize) -> Fut + Sync,
-    on_done: impl FnMut(T) + Send,
+    on_done: impl FnMut(T) -> ControlFlow<()> + Send,
 ) where
     T: Send,
     Fut: Future<Output = T> + Send,
@@ -42,18 +45,23 @@ pub(crate) async fn for_each_job<T, Fut>(
         .filter(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
     let Some(handle) = handle.filter(|_| threads > 1) else {
         let mut on_done = on_done;
-        let mut results = futures::stream::iter(0..count)
+        let stop = AtomicBool::new(false);
+        let claimed = (0..count).take_while(|_| !stop.load(Ordering::Relaxed));
+        let mut results = futures::stream::iter(claimed)
             .map(&job)
             .buffer_unordered(concurrency);
         while let Some(output) = results.next().await {
-            on_done(output);
+            if on_done(output).is_break() {
+                stop.store(true, Ordering::Relaxed);
+            }
         }
         return;
     };
     let per_thread = concurrency.div_ceil(threads);
     let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let on_done = Mutex::new(on_done);
-    let (job, next, on_done) = (&job, &next, &on_done);
+    let (job, next, stop, on_done) = (&job, &next, &stop, &on_done);
     // The calling task waits for its threads; block_in_place hands its worker's other
     // tasks to another thread meanwhile, which the jobs' own spawned work may need.
     tokio::task::block_in_place(|| {
@@ -63,6 +71,9 @@ pub(crate) async fn for_each_job<T, Fut>(
                 scope.spawn(move || {
                     let _runtime = handle.enter();
                     let claimed = std::iter::from_fn(|| {
+                        if stop.load(Ordering::Relaxed) {
+                            return None;
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         (i < count).then_some(i)
                     });
@@ -71,7 +82,9 @@ pub(crate) async fn for_each_job<T, Fut>(
                             .map(job)
                             .buffer_unordered(per_thread)
                             .for_each(|output| {
-                                (on_done.lock())(output);
+                                if (on_done.lock())(output).is_break() {
+                                    stop.store(true, Ordering::Relaxed);
+                                }
                                 futures::future::ready(())
                             }),
                     );
@@ -111,7 +124,10 @@ mod tests {
                         tokio::spawn(async move { i as u64 }).await.unwrap()
                     }
                 },
-                |value| sum += value,
+                |value| {
+                    sum += value;
+                    ControlFlow::Continue(())
+                },
             )
             .await;
             let seen = threads_seen.lock().len();

@@ -111,8 +111,9 @@ impl LockGuard {
     /// Removes the lock. Failing to is not an error of the operation it guarded (it is
     /// over); the lock turns stale in time.
     pub(crate) async fn release(mut self) {
-        self.released = true;
         let _ = self.store.delete(&StorePath::from(self.key.as_str())).await;
+        // Only now: a future dropped during the delete leaves the lock to `Drop`.
+        self.released = true;
     }
 }
 

@@ -2,6 +2,7 @@
 //! publish the snapshot record last.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -705,10 +706,13 @@ impl Repository {
                         p.files_done += 1;
                         p.bytes_done += size;
                     });
-                    reads.push((i, read))
+                    reads.push((i, read));
+                    ControlFlow::Continue(())
                 }
                 Err(err) => {
+                    // The snapshot fails: reading the rest would only cost time.
                     first_error.get_or_insert(err);
+                    ControlFlow::Break(())
                 }
             },
         )
@@ -983,7 +987,17 @@ impl Repository {
                 let dir = &level[i];
                 async move { (i, fs.read_dir(dir).await) }
             };
-            for_each_job(level.len(), options.concurrency, list, |r| listed.push(r)).await;
+            let fatal = |i: usize, err: &VfsError| !(is_gone(err) && level[i] != *root);
+            for_each_job(level.len(), options.concurrency, list, |(i, result)| {
+                let stop = matches!(&result, Err(err) if fatal(i, err));
+                listed.push((i, result));
+                if stop {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .await;
             let mut children: Vec<(usize, VfsPath, String)> = Vec::new();
             for (i, result) in listed {
                 match result {
@@ -992,29 +1006,44 @@ impl Repository {
                             children.push((i, level[i].join(&entry.name)?, entry.name));
                         }
                     }
-                    Err(err) if is_gone(&err) && level[i] != *root => {}
+                    Err(err) if !fatal(i, &err) => {}
                     Err(err) => return Err(err),
                 }
             }
-            let mut probes: Vec<Option<Result<Probe>>> = Vec::new();
+            let mut probes: Vec<Option<Probe>> = Vec::new();
             probes.resize_with(children.len(), || None);
             let look = |k: usize| {
                 let path = &children[k].1;
                 async move { (k, probe(fs, path, None, cache).await) }
             };
-            for_each_job(children.len(), options.concurrency, look, |(k, r)| {
-                probes[k] = Some(r)
-            })
+            let mut first_error = None;
+            for_each_job(
+                children.len(),
+                options.concurrency,
+                look,
+                |(k, r)| match r {
+                    Ok(probe) => {
+                        probes[k] = Some(probe);
+                        ControlFlow::Continue(())
+                    }
+                    Err(err) => {
+                        first_error.get_or_insert(err);
+                        ControlFlow::Break(())
+                    }
+                },
+            )
             .await;
+            if let Some(err) = first_error {
+                return Err(err);
+            }
             let mut next = Vec::new();
             for dir in &level {
                 listings.entry(dir.clone()).or_default();
             }
             for ((i, path, name), probe) in children.into_iter().zip(probes) {
                 let Some(probe) = probe else {
-                    unreachable!("for_each_job runs every job once")
+                    unreachable!("without an error, for_each_job runs every job once")
                 };
-                let probe = probe?;
                 if matches!(&probe, Probe::Found { meta, .. } if meta.is_dir()) {
                     next.push(path.clone());
                 }

@@ -485,9 +485,19 @@ impl Repository {
             if missing.is_empty() {
                 return Ok(());
             }
-            if let Some(lost) = {
+            // A blob is indexed before it leaves `pending`: one that is neither pending now
+            // nor indexed on a second look (it may have landed between the two) was lost.
+            let not_pending: Vec<Digest> = {
                 let pending = self.pending.lock();
-                missing.iter().find(|d| !pending.contains(d)).copied()
+                missing
+                    .iter()
+                    .filter(|d| !pending.contains(d))
+                    .copied()
+                    .collect()
+            };
+            if let Some(lost) = {
+                let index = self.index.read();
+                not_pending.into_iter().find(|d| !index.contains_key(d))
             } {
                 return Err(VfsError::new(ErrorKind::Io, operation)
                     .with_detail(format!("blob {lost} was not stored; retry")));
