@@ -912,3 +912,26 @@ fn actions_round_trip_through_json_with_agentos_names() {
     }
     assert_eq!(methods, vfs_layer::actions::ACTION_NAMES);
 }
+
+/// A file too big to answer whole is refused by its size, before any of it is read into
+/// memory (a sparse host file: nothing on disk either).
+#[tokio::test]
+async fn read_file_refuses_a_file_over_the_limit_before_reading_it() {
+    let fx = Fixture::new().await;
+    let host = fx.host_dir("big");
+    let file = std::fs::File::create(host.join("sparse")).unwrap();
+    file.set_len(vfs_layer::actions::READ_FILE_MAX + 1).unwrap();
+    fx.ok(
+        "mountFs",
+        json!({"path": "/h", "driver": {"id": "host_dir", "config": {"hostPath": host}}}),
+    )
+    .await;
+    let err = fx.err("readFile", json!({"path": "/h/sparse"})).await;
+    assert_eq!(
+        (err.code.as_str(), err.path.as_deref()),
+        ("EFBIG", Some("/h/sparse"))
+    );
+    file.set_len(5).unwrap();
+    let read = fx.ok("readFile", json!({"path": "/h/sparse"})).await;
+    assert_eq!(read["size"], 5);
+}

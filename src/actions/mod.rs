@@ -23,4 +23,4 @@ pub use config::{MountSpec, MountsConfig};
 pub use error::ActionError;
 pub use event::VfsEvent;
 pub use payload::{Encoding, Payload};
-pub use vfs::{ImportSource, Vfs};
+pub use vfs::{ImportSource, Vfs, READ_FILE_MAX};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 use vfs_core::{
-    DirEntry, DriverDescriptor, DriverRegistry, ErrorKind, FileSystem, MountEvent, MountInfo,
-    MountOptions, MountTable, UnmountOptions, VfsError, VfsPath,
+    DirEntry, DriverDescriptor, DriverRegistry, ErrorKind, FileHandle, FileSystem, MountEvent,
+    MountInfo, MountOptions, MountTable, OpenOptions, UnmountOptions, VfsError, VfsPath,
 };
 use vfs_snapshot::{
     progress_channel, AgentOsExportOptions, ImportOptions, Repository, RestoreOptions, SnapshotId,
@@ -27,6 +27,11 @@ use super::payload::Payload;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BACKLOG: usize = 1024;
+
+/// The largest file `readFile` returns whole (1 GiB, the size of a request's attachments):
+/// a bigger one would sit in memory at once, per request, before any limit could refuse
+/// it. Larger files go through an export to a hostPath, or FUSE.
+pub const READ_FILE_MAX: u64 = 1 << 30;
 
 /// Where an import reads its archive from.
 #[derive(Clone, Debug)]
@@ -665,9 +670,15 @@ impl Vfs {
             .collect())
     }
 
-    /// `readFile`: a whole file.
+    /// `readFile`: a whole file, refused with `EFBIG` over [`READ_FILE_MAX`] before any of
+    /// it is read.
     pub async fn read_file(&self, path: &VfsPath) -> Result<Bytes, ActionError> {
-        Ok(self.table.read_file(path).await?)
+        let handle = self.table.open(path, OpenOptions::read_only()).await?;
+        let result = read_bounded(handle.as_ref(), path).await;
+        let closed = handle.close().await;
+        let data = result?;
+        closed?;
+        Ok(data)
     }
 
     /// `writeFile`: creates or replaces a file.
@@ -835,4 +846,33 @@ where
     tokio::spawn(make()).await.map_err(|err| {
         ActionError::new(ErrorKind::Io, format!("the snapshot task failed: {err}"))
     })?
+}
+
+/// Reads a whole file through `handle`, failing with `EFBIG` as soon as it is known to
+/// be over [`READ_FILE_MAX`]: by its size first, and while reading if it grows.
+async fn read_bounded(handle: &dyn FileHandle, path: &VfsPath) -> Result<Bytes, ActionError> {
+    let too_big = || {
+        ActionError::from(
+            VfsError::new(ErrorKind::FileTooLarge, "readFile")
+                .with_path(path.as_str())
+                .with_detail(format!(
+                    "over {READ_FILE_MAX} bytes; export it to a hostPath or read it through FUSE"
+                )),
+        )
+    };
+    let size = handle.stat().await?.size;
+    if size > READ_FILE_MAX {
+        return Err(too_big());
+    }
+    let mut content = bytes::BytesMut::with_capacity(size as usize);
+    loop {
+        let chunk = handle.read_at(content.len() as u64, 1 << 20).await?;
+        if chunk.is_empty() {
+            return Ok(content.freeze());
+        }
+        if content.len() as u64 + chunk.len() as u64 > READ_FILE_MAX {
+            return Err(too_big());
+        }
+        content.extend_from_slice(&chunk);
+    }
 }

@@ -280,7 +280,9 @@ async fn read_request<R: AsyncRead + Unpin>(
             ErrorKind::InvalidInput,
             format!("the JSON frame is not UTF-8: {err}"),
         );
-        (Value::Null, rpc, false)
+        // Fatal: the attachments it may have announced are unknown, so the next frame
+        // could be one of them (file content) and must not be read as a request.
+        (Value::Null, rpc, true)
     })?;
     let value: Value = serde_json::from_str(text).map_err(|err| {
         let rpc = RpcError::new(
@@ -288,7 +290,7 @@ async fn read_request<R: AsyncRead + Unpin>(
             ErrorKind::InvalidInput,
             format!("the JSON frame is not JSON: {err}"),
         );
-        (Value::Null, rpc, false)
+        (Value::Null, rpc, true)
     })?;
     let Value::Object(mut body) = value else {
         let what = if value.is_array() {
@@ -296,7 +298,8 @@ async fn read_request<R: AsyncRead + Unpin>(
         } else {
             "a request is a JSON object"
         };
-        return Err((Value::Null, RpcError::invalid_request(what), false));
+        // Fatal for the same reason as a parse error: a batch may announce attachments.
+        return Err((Value::Null, RpcError::invalid_request(what), true));
     };
     // Attachments first: until they are read, the next frame boundary is unknown.
     let count = match body.remove("attachments") {
