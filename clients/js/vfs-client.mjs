@@ -57,10 +57,12 @@ class FrameReader {
 
   #nextFrame() {
     if (this.length < HEADER) return null;
+    // The header alone decides whether the frame is complete; joining the chunks only
+    // then keeps a large frame arriving in many chunks linear, not quadratic.
+    if (this.chunks[0].length < HEADER) this.chunks = [Buffer.concat(this.chunks)];
+    const size = this.chunks[0].readUInt32BE(0);
+    if (this.length < HEADER + size) return null;
     const buffer = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-    this.chunks = [buffer];
-    const size = buffer.readUInt32BE(0);
-    if (buffer.length < HEADER + size) return null;
     const frame = buffer.subarray(HEADER, HEADER + size);
     const rest = buffer.subarray(HEADER + size);
     this.chunks = rest.length ? [rest] : [];
@@ -98,7 +100,16 @@ export class VfsClient extends EventEmitter {
     this.reader = new FrameReader((json, attachments) => this.#receive(json, attachments));
     this.ended = null;
     this.closed = new Promise((resolve) => {
-      readable.on('data', (chunk) => this.reader.push(chunk));
+      readable.on('data', (chunk) => {
+        // A message that does not parse means the stream cannot be followed: fail what
+        // is waiting and stop reading, rather than throw out of node's event loop.
+        try {
+          this.reader.push(chunk);
+        } catch (err) {
+          this.#fail(new Error(`unreadable message from the server: ${err.message}`));
+          readable.destroy();
+        }
+      });
       readable.on('close', resolve);
       readable.on('end', resolve);
       // A broken pipe or reset: fail the requests in flight instead of crashing node.
