@@ -935,3 +935,19 @@ async fn read_file_refuses_a_file_over_the_limit_before_reading_it() {
     let read = fx.ok("readFile", json!({"path": "/h/sparse"})).await;
     assert_eq!(read["size"], 5);
 }
+
+/// A mounts config takes agentOS's descriptor shape too: `plugin` and a top-level
+/// `readOnly`, which mounts read-only as `options.readOnly` does.
+#[tokio::test]
+async fn a_mounts_config_takes_agentos_top_level_read_only() {
+    let fx = Fixture::new().await;
+    let config = vfs_layer::actions::MountsConfig::from_json_str(
+        r#"{"mounts": [{"path": "/ro", "plugin": {"id": "memory", "config": {}}, "readOnly": true}]}"#,
+    )
+    .unwrap();
+    fx.vfs.boot(&config).await.unwrap();
+    let err = fx
+        .err("writeFile", json!({"path": "/ro/x", "data": "no"}))
+        .await;
+    assert_eq!(err.code, "EROFS");
+}

@@ -49,6 +49,20 @@ pub struct MountSpec {
     /// `{readOnly}`.
     #[serde(default)]
     pub options: MountOptions,
+    /// agentOS's descriptor puts `readOnly` beside the path; either sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+impl MountSpec {
+    /// The options with a top-level `readOnly` folded in.
+    pub fn mount_options(&self) -> MountOptions {
+        let mut options = self.options.clone();
+        if let Some(read_only) = self.read_only {
+            options.read_only |= read_only;
+        }
+        options
+    }
 }
 
 impl MountsConfig {
