@@ -57,7 +57,7 @@ pub struct MountSpec {
 impl MountSpec {
     /// The options with a top-level `readOnly` folded in.
     pub fn mount_options(&self) -> MountOptions {
-        let mut options = self.options.clone();
+        let mut options = self.options;
         if let Some(read_only) = self.read_only {
             options.read_only |= read_only;
         }

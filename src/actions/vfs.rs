@@ -97,7 +97,8 @@ impl Vfs {
         for (index, spec) in config.mounts.iter().enumerate() {
             let result = async {
                 let path = parse_path(&spec.path)?;
-                self.mount_fs(&path, &spec.driver, spec.mount_options()).await?;
+                self.mount_fs(&path, &spec.driver, spec.mount_options())
+                    .await?;
                 Ok::<_, ActionError>(path)
             }
             .await;
