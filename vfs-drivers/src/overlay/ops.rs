@@ -69,6 +69,33 @@ impl OverlayFs {
         Ok(())
     }
 
+    /// Takes the change lock and readies `path` for a new non-directory entry in the
+    /// upper layer: the parent resolved, Linux's `filename_create` errors in its order, the
+    /// parent chain copied up. The caller creates the entry there, then drops the whiteout
+    /// it may replace.
+    async fn prepare_new_entry(
+        &self,
+        path: &VfsPath,
+        op: &'static str,
+    ) -> Result<(super::ChangeGuard<'_>, Resolved)> {
+        let guard = self.change().await;
+        let mut resolved = self.walk(path, Want::Parent, op).await?;
+        let Some(name) = resolved.name.clone() else {
+            return Err(fail(ErrorKind::AlreadyExists, op, path));
+        };
+        if resolved.top().is_some() {
+            return Err(fail(ErrorKind::AlreadyExists, op, path));
+        }
+        if path.has_trailing_slash() {
+            return Err(fail(ErrorKind::NotFound, op, path));
+        }
+        if is_reserved(&name) {
+            return Err(reserved(op, path));
+        }
+        self.copy_up_chain(&mut resolved.chain).await?;
+        Ok((guard, resolved))
+    }
+
     pub(crate) async fn symlink_impl(&self, target: &str, link: &VfsPath) -> Result<()> {
         const OP: &str = "symlink";
         if !self.upper.capabilities().symlinks {
@@ -84,21 +111,7 @@ impl OverlayFs {
         if target.contains('\0') {
             return Err(fail(ErrorKind::InvalidInput, OP, link));
         }
-        let _guard = self.change().await;
-        let mut resolved = self.walk(link, Want::Parent, OP).await?;
-        let Some(name) = resolved.name.clone() else {
-            return Err(fail(ErrorKind::AlreadyExists, OP, link));
-        };
-        if resolved.top().is_some() {
-            return Err(fail(ErrorKind::AlreadyExists, OP, link));
-        }
-        if link.has_trailing_slash() {
-            return Err(fail(ErrorKind::NotFound, OP, link));
-        }
-        if is_reserved(&name) {
-            return Err(reserved(OP, link));
-        }
-        self.copy_up_chain(&mut resolved.chain).await?;
+        let (_guard, resolved) = self.prepare_new_entry(link, OP).await?;
         self.upper.symlink(target, &resolved.path).await?;
         self.drop_whiteout_after_create(&resolved).await;
         Ok(())
@@ -249,21 +262,7 @@ impl OverlayFs {
         ) {
             return Err(fail(ErrorKind::InvalidInput, OP, path));
         }
-        let _guard = self.change().await;
-        let mut resolved = self.walk(path, Want::Parent, OP).await?;
-        let Some(name) = resolved.name.clone() else {
-            return Err(fail(ErrorKind::AlreadyExists, OP, path));
-        };
-        if resolved.top().is_some() {
-            return Err(fail(ErrorKind::AlreadyExists, OP, path));
-        }
-        if path.has_trailing_slash() {
-            return Err(fail(ErrorKind::NotFound, OP, path));
-        }
-        if is_reserved(&name) {
-            return Err(reserved(OP, path));
-        }
-        self.copy_up_chain(&mut resolved.chain).await?;
+        let (_guard, resolved) = self.prepare_new_entry(path, OP).await?;
         self.upper
             .make_node(&resolved.path, kind, mode, rdev)
             .await?;
