@@ -347,6 +347,24 @@ impl MemoryFs {
     /// Adds a new non-directory inode holding `body` at `path`, with the errors and their
     /// order of Linux's `filename_create`.
     fn insert_entry(&self, path: &VfsPath, op: &'static str, mode: u32, body: Body) -> Result<()> {
+        self.add_entry(path, op, |dir, now| {
+            if !self.usage.reserve_inode() {
+                return Err(fail(ErrorKind::NoSpace, op, path));
+            }
+            let new = self.new_inode(dir, mode, false, now);
+            Ok(Arc::new(Inode::new(new, body, Arc::clone(&self.usage))))
+        })
+    }
+
+    /// Puts the inode `make` gives at `path`, a name that must not exist yet: the parent's
+    /// checks in the order of Linux's `filename_create`, then `make` under the parent's
+    /// lock (its own checks come after those), then the parent's times.
+    fn add_entry(
+        &self,
+        path: &VfsPath,
+        op: &'static str,
+        make: impl FnOnce(&Arc<Inode>, Timestamp) -> Result<Arc<Inode>>,
+    ) -> Result<()> {
         let (dir, name) = match self.parent_of(path, op)? {
             Resolved::Node(_) => return Err(fail(ErrorKind::AlreadyExists, op, path)),
             Resolved::Entry { dir, name } => (dir, name),
@@ -364,12 +382,8 @@ impl MemoryFs {
         if path.has_trailing_slash() {
             return Err(fail(ErrorKind::NotFound, op, path));
         }
-        if !self.usage.reserve_inode() {
-            return Err(fail(ErrorKind::NoSpace, op, path));
-        }
         let now = Timestamp::now();
-        let new = self.new_inode(&dir, mode, false, now);
-        let child = Arc::new(Inode::new(new, body, Arc::clone(&self.usage)));
+        let child = make(&dir, now)?;
         entries.entries.insert(Box::from(&*name), child);
         dir.sync_dir(&entries);
         dir.touch_modified(now);
@@ -379,36 +393,17 @@ impl MemoryFs {
     pub(crate) fn link(&self, existing: &VfsPath, new: &VfsPath) -> Result<()> {
         const OP: &str = "link";
         let source = self.lookup(existing, false, OP)?;
-        let (dir, name) = match self.parent_of(new, OP)? {
-            Resolved::Node(_) => return Err(fail(ErrorKind::AlreadyExists, OP, new)),
-            Resolved::Entry { dir, name } => (dir, name),
-        };
-        let Some(lock) = dir.dir() else {
-            return Err(fail(ErrorKind::NotADirectory, OP, new));
-        };
-        let mut entries = lock.write();
-        if entries.removed {
-            return Err(fail(ErrorKind::NotFound, OP, new));
-        }
-        if entries.entries.contains_key(&*name) {
-            return Err(fail(ErrorKind::AlreadyExists, OP, new));
-        }
-        if new.has_trailing_slash() {
-            return Err(fail(ErrorKind::NotFound, OP, new));
-        }
-        if source.is_dir() {
-            return Err(fail(ErrorKind::NotPermitted, OP, existing));
-        }
-        // Unlinked meanwhile (alive only through handles): no resurrection.
-        if !source.add_link() {
-            return Err(fail(ErrorKind::NotFound, OP, existing));
-        }
-        let now = Timestamp::now();
-        source.touch_changed(now);
-        entries.entries.insert(Box::from(&*name), source);
-        dir.sync_dir(&entries);
-        dir.touch_modified(now);
-        Ok(())
+        self.add_entry(new, OP, |_, now| {
+            if source.is_dir() {
+                return Err(fail(ErrorKind::NotPermitted, OP, existing));
+            }
+            // Unlinked meanwhile (alive only through handles): no resurrection.
+            if !source.add_link() {
+                return Err(fail(ErrorKind::NotFound, OP, existing));
+            }
+            source.touch_changed(now);
+            Ok(source)
+        })
     }
 
     pub(crate) fn unlink(&self, path: &VfsPath) -> Result<()> {
