@@ -123,6 +123,9 @@ impl FileHandle for InterruptibleHandle {
     async fn sync(&self) -> Result<()> {
         self.inner.sync().await
     }
+    async fn xattrs(&self) -> Result<Vec<(String, Bytes)>> {
+        self.inner.xattrs().await
+    }
     async fn stat(&self) -> Result<Metadata> {
         self.inner.stat().await
     }
@@ -158,6 +161,10 @@ impl FileSystem for Interruptible {
     async fn read_dir(&self, path: &VfsPath) -> Result<Vec<DirEntry>> {
         check("scandir", path)?;
         self.inner.read_dir(path).await
+    }
+    async fn read_dir_plus(&self, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
+        check("scandir", path)?;
+        self.inner.read_dir_plus(path).await
     }
     async fn create_dir(&self, path: &VfsPath, mode: u32) -> Result<()> {
         self.inner.create_dir(path, mode).await

@@ -45,6 +45,28 @@ pub trait FileHandle: Send + Sync {
         Ok(())
     }
 
+    /// Every extended attribute of the open file, names with values, in no particular
+    /// order: what [`FileSystem::list_xattrs`] and [`FileSystem::get_xattr`] answer for
+    /// its path, but about the very file this handle reads and without a path lookup
+    /// (`flistxattr`, `fgetxattr`). The default fails with `ENOTSUP`, which tells a caller
+    /// to use the path calls.
+    ///
+    /// ```
+    /// # async fn demo(fs: &dyn vfs_core::FileSystem) -> vfs_core::Result<()> {
+    /// let path = vfs_core::VfsPath::new("/notes.txt")?;
+    /// let handle = fs.open(&path, vfs_core::OpenOptions::read_only()).await?;
+    /// let xattrs = match handle.xattrs().await {
+    ///     Err(err) if err.kind() == vfs_core::ErrorKind::Unsupported => Vec::new(),
+    ///     other => other?,
+    /// };
+    /// println!("{} xattrs", xattrs.len());
+    /// # Ok(()) }
+    /// ```
+    async fn xattrs(&self) -> Result<Vec<(String, Bytes)>> {
+        Err(VfsError::new(ErrorKind::Unsupported, "flistxattr")
+            .with_detail("this handle cannot list extended attributes; use the path calls"))
+    }
+
     /// Turns `offset..offset + len` into a hole that reads as zeros, keeping the size
     /// (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`). The default fails
     /// with `ENOTSUP`.
@@ -119,6 +141,31 @@ pub trait FileSystem: Send + Sync {
     /// The entries of a directory with their kinds, in no particular order, without `.`
     /// and `..`.
     async fn read_dir(&self, path: &VfsPath) -> Result<Vec<DirEntry>>;
+
+    /// The entries of a directory, each with its metadata as [`lstat`](Self::lstat) gives
+    /// it, in no particular order: one call where a driver can list and stat together
+    /// (FUSE's `readdirplus`), which a tree walk would otherwise pay for per entry. An
+    /// entry removed between the listing and its `lstat` is left out.
+    ///
+    /// ```
+    /// # async fn demo(fs: &dyn vfs_core::FileSystem) -> vfs_core::Result<()> {
+    /// for (name, meta) in fs.read_dir_plus(&vfs_core::VfsPath::root()).await? {
+    ///     println!("{name}: {:?}, {} bytes", meta.kind, meta.size);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    async fn read_dir_plus(&self, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
+        let entries = self.read_dir(path).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match self.lstat(&path.join(&entry.name)?).await {
+                Ok(meta) => out.push((entry.name, meta)),
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(out)
+    }
 
     /// Creates one directory; its parent must exist.
     async fn create_dir(&self, path: &VfsPath, mode: u32) -> Result<()>;

@@ -630,6 +630,10 @@ impl FileHandle for MountedHandle {
     async fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
         self.inner.punch_hole(offset, len).await
     }
+
+    async fn xattrs(&self) -> Result<Vec<(String, Bytes)>> {
+        self.inner.xattrs().await
+    }
 }
 
 /// Forwards a call to the mount serving the path, mapping error paths back.
@@ -712,6 +716,37 @@ impl FileSystem for MountTable {
                         ino: virtual_ino(child.as_str()),
                     });
                 }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The driver's own listing with metadata, except at mount points (and virtual
+    /// directories), whose metadata is what `lstat` through the table gives: the mounted
+    /// root's.
+    async fn read_dir_plus(&self, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
+        let listed = match self.resolve("scandir", path) {
+            Ok(resolved) => match resolved.fs().read_dir_plus(&resolved.inner).await {
+                Err(err) if err.kind() == ErrorKind::NotFound && self.is_virtual_dir(path) => {
+                    Ok(Vec::new())
+                }
+                other => other.map_err(|err| resolved.outer_error(err)),
+            },
+            Err(_) if self.is_virtual_dir(path) => Ok(Vec::new()),
+            Err(err) => Err(err),
+        };
+        let mut entries = listed?;
+        let mounted: Vec<String> = match self.table.load().mount_children.get(path.as_str()) {
+            Some(children) => children.iter().cloned().collect(),
+            None => return Ok(entries),
+        };
+        entries.retain(|(name, _)| !mounted.contains(name));
+        for name in mounted {
+            match self.lstat(&path.join(&name)?).await {
+                Ok(meta) => entries.push((name, meta)),
+                // Unmounted since the table was read.
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
             }
         }
         Ok(entries)

@@ -77,6 +77,10 @@ impl FileSystem for ReadOnlyFs {
         self.inner.read_dir(path).await
     }
 
+    async fn read_dir_plus(&self, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
+        self.inner.read_dir_plus(path).await
+    }
+
     async fn create_dir(&self, path: &VfsPath, _mode: u32) -> Result<()> {
         refuse("mkdir", path)
     }

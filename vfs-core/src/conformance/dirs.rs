@@ -171,6 +171,52 @@ pub async fn read_dir_lists_names_kinds_and_inos(fx: Fixture) {
     assert!(fx.names("d/sub").await.is_empty());
 }
 
+/// `read_dir_plus` lists what `read_dir` lists, each entry with the metadata `lstat`
+/// gives it (a symlink's own, not its target's), and fails as `read_dir` does.
+pub async fn read_dir_plus_matches_read_dir_and_lstat(fx: Fixture) {
+    let caps = fx.caps();
+    fx.mkdir("d").await;
+    fx.write("d/file", "hello").await;
+    fx.mkdir("d/sub").await;
+    fx.write("d/sub/inner", "x").await;
+    if caps.symlinks {
+        fx.symlink("sub", "d/link-to-dir").await;
+        fx.symlink("nowhere", "d/dangling").await;
+    }
+    let path = fx.path("d");
+    let mut plus = fx.fs.read_dir_plus(&path).await.must("read_dir_plus d");
+    plus.sort_by(|a, b| a.0.cmp(&b.0));
+    let listed: Vec<&str> = plus.iter().map(|(name, _)| name.as_str()).collect();
+    let mut names = fx.names("d").await;
+    names.sort();
+    assert_eq!(listed, names, "read_dir_plus lists what read_dir lists");
+    for (name, meta) in &plus {
+        let lstat = fx.lstat(&format!("d/{name}")).await;
+        let fields = |m: &crate::Metadata| {
+            (
+                m.kind, m.ino, m.size, m.mode, m.nlink, m.uid, m.gid, m.mtime, m.rdev,
+            )
+        };
+        assert_eq!(
+            fields(meta),
+            fields(&lstat),
+            "metadata of {name} matches lstat"
+        );
+    }
+    let file = fx.path("d/file");
+    assert_errno(
+        fx.fs.read_dir_plus(&file).await,
+        ErrorKind::NotADirectory,
+        format_args!("read_dir_plus {file}"),
+    );
+    let missing = fx.path("missing");
+    assert_errno(
+        fx.fs.read_dir_plus(&missing).await,
+        ErrorKind::NotFound,
+        format_args!("read_dir_plus {missing}"),
+    );
+}
+
 /// `read_dir` of a file is `ENOTDIR`.
 pub async fn read_dir_of_file_is_enotdir(fx: Fixture) {
     let _ = fx.caps();

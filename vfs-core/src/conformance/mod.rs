@@ -134,6 +134,7 @@ macro_rules! __vfs_conformance_for_each_case {
             dirs::create_dir_all_is_idempotent
             dirs::create_dir_all_over_a_file_fails
             dirs::read_dir_lists_names_kinds_and_inos
+            dirs::read_dir_plus_matches_read_dir_and_lstat
             dirs::read_dir_of_file_is_enotdir
             dirs::read_dir_of_missing_is_enoent
             dirs::remove_dir_removes_an_empty_dir
@@ -234,6 +235,7 @@ macro_rules! __vfs_conformance_for_each_case {
             metadata::metadata_calls_on_missing_are_enoent
             // xattrs
             xattrs::xattr_set_get_list_remove
+            xattrs::handle_xattrs_match_the_path_calls
             xattrs::xattr_upsert_replaces_the_value
             xattrs::xattr_create_only_on_existing_is_eexist
             xattrs::xattr_replace_only_on_missing_is_enodata

@@ -103,6 +103,36 @@ pub async fn xattr_set_get_list_remove(fx: Fixture) {
     assert_eq!(fx.read("f").await, "x", "xattrs are not content");
 }
 
+/// An open file's `xattrs()` are what the path calls give, values included, or `ENOTSUP`
+/// (the handle leaves them to the path calls); never something else.
+pub async fn handle_xattrs_match_the_path_calls(fx: Fixture) {
+    let supported = prepare(&fx).await;
+    let mut expected: Vec<(String, Bytes)> = Vec::new();
+    if supported {
+        set(&fx, "f", "user.text", b"hello", XattrMode::Upsert).await;
+        set(&fx, "f", "user.binary", b"\0\xff\x01\n", XattrMode::Upsert).await;
+        set(&fx, "f", "user.empty", b"", XattrMode::Upsert).await;
+        let path = fx.path("f");
+        for name in listed(&fx, "f").await {
+            let value = fx.fs.get_xattr(&path, &name).await.must("get_xattr");
+            expected.push((name, value));
+        }
+    }
+    let handle = fx.open("f", crate::OpenOptions::read_only()).await;
+    match handle.xattrs().await {
+        Err(err) if err.kind() == ErrorKind::Unsupported => {}
+        Err(err) => panic!("xattrs() of an open f: {err}"),
+        Ok(mut got) => {
+            assert!(
+                supported,
+                "a driver without xattrs lists some through a handle"
+            );
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(got, expected, "xattrs() of an open f");
+        }
+    }
+}
+
 /// `Upsert` and `ReplaceOnly` replace an existing value.
 pub async fn xattr_upsert_replaces_the_value(fx: Fixture) {
     if !prepare(&fx).await {

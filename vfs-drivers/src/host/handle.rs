@@ -11,6 +11,7 @@ use super::blocking::Blocking;
 use super::convert;
 use super::ops;
 use super::root::{fail, statx_fd};
+use super::xattr;
 
 /// A host file opened beneath the root. It holds the kernel's descriptor, so it keeps
 /// working after its name is unlinked or renamed, like any open file.
@@ -97,6 +98,16 @@ impl FileHandle for HostHandle {
                 let mode = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
                 rustix::fs::fallocate(&shared.file, mode, offset, len)
                     .map_err(|e| fail("fallocate", &shared.path, e))
+            })
+            .await
+    }
+
+    async fn xattrs(&self) -> Result<Vec<(String, Bytes)>> {
+        let shared = Arc::clone(&self.shared);
+        self.blocking
+            .run("flistxattr", move || {
+                xattr::all_of_file(std::os::fd::AsFd::as_fd(&shared.file))
+                    .map_err(|e| fail("flistxattr", &shared.path, e))
             })
             .await
     }

@@ -303,6 +303,12 @@ impl FileSystem for HostFs {
             .await
     }
 
+    async fn read_dir_plus(&self, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
+        let path = path.clone();
+        self.run("scandir", move |root| ops::read_dir_plus(root, &path))
+            .await
+    }
+
     async fn create_dir(&self, path: &VfsPath, mode: u32) -> Result<()> {
         self.writable("mkdir", path)?;
         let path = path.clone();

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
@@ -39,44 +39,74 @@ pub(super) fn read_dir(root: &Root, path: &VfsPath) -> Result<Vec<DirEntry>> {
     list_dir(root, path, true)
 }
 
+/// The entries of a directory with their `lstat` metadata: one `statx` per entry relative
+/// to the directory's descriptor, where a path lookup would walk from the root each time.
+pub(super) fn read_dir_plus(root: &Root, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
+    let mut entries = Vec::new();
+    for_each_entry(root, path, true, |dir, entry| {
+        match statx_at(dir, entry.file_name()) {
+            Ok(stat) => entries.push((entry_name(entry), convert::metadata(&stat)?)),
+            // Removed since it was listed.
+            Err(Errno::NOENT) => {}
+            Err(errno) => return Err(errno),
+        }
+        Ok(())
+    })
+    .map_err(|errno| fail("scandir", path, errno))?;
+    Ok(entries)
+}
+
 /// The entries of a directory; with `follow` unset, a symlink at `path` is refused
 /// rather than listed through.
 fn list_dir(root: &Root, path: &VfsPath, follow: bool) -> Result<Vec<DirEntry>> {
-    const OP: &str = "scandir";
-    let failed = |errno| fail(OP, path, errno);
+    let mut entries = Vec::new();
+    for_each_entry(root, path, follow, |dir, entry| {
+        let kind = match convert::entry_kind(entry.file_type()) {
+            Some(kind) => kind,
+            // DT_UNKNOWN: this filesystem does not say in its listing, so ask the entry.
+            None => match statx_at(dir, entry.file_name()) {
+                Ok(stat) => FileKind::from_mode(u32::from(stat.stx_mode)).ok_or(Errno::IO)?,
+                // Removed since it was listed.
+                Err(Errno::NOENT) => return Ok(()),
+                Err(errno) => return Err(errno),
+            },
+        };
+        entries.push(DirEntry {
+            name: entry_name(entry),
+            kind,
+            ino: entry.ino(),
+        });
+        Ok(())
+    })
+    .map_err(|errno| fail("scandir", path, errno))?;
+    Ok(entries)
+}
+
+/// Calls `visit` with the directory's descriptor and each entry but `.` and `..`.
+fn for_each_entry(
+    root: &Root,
+    path: &VfsPath,
+    follow: bool,
+    mut visit: impl FnMut(BorrowedFd<'_>, &rustix::fs::DirEntry) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     let mut flags = OFlags::RDONLY | OFlags::DIRECTORY;
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = root
-        .openat2(&*kernel_path(path), flags, Mode::empty())
-        .map_err(failed)?;
-    let mut dir = Dir::new(fd).map_err(failed)?;
-    let mut entries = Vec::new();
+    let fd = root.openat2(&*kernel_path(path), flags, Mode::empty())?;
+    let mut dir = Dir::new(fd)?;
     while let Some(entry) = dir.read() {
-        let entry = entry.map_err(failed)?;
-        let name = entry.file_name();
-        if matches!(name.to_bytes(), b"." | b"..") {
+        let entry = entry?;
+        if matches!(entry.file_name().to_bytes(), b"." | b"..") {
             continue;
         }
-        let kind = match convert::entry_kind(entry.file_type()) {
-            Some(kind) => kind,
-            // DT_UNKNOWN: this filesystem does not say in its listing, so ask the entry.
-            None => match statx_at(dir.fd().map_err(failed)?, name) {
-                Ok(stat) => FileKind::from_mode(u32::from(stat.stx_mode))
-                    .ok_or_else(|| failed(Errno::IO))?,
-                // Removed since it was listed.
-                Err(Errno::NOENT) => continue,
-                Err(errno) => return Err(failed(errno)),
-            },
-        };
-        entries.push(DirEntry {
-            name: String::from_utf8_lossy(name.to_bytes()).into_owned(),
-            kind,
-            ino: entry.ino(),
-        });
+        visit(dir.fd()?, &entry)?;
     }
-    Ok(entries)
+    Ok(())
+}
+
+fn entry_name(entry: &rustix::fs::DirEntry) -> String {
+    String::from_utf8_lossy(entry.file_name().to_bytes()).into_owned()
 }
 
 pub(super) fn create_dir(root: &Root, path: &VfsPath, mode: u32) -> Result<()> {

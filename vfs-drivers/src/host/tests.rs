@@ -200,3 +200,47 @@ async fn punch_hole_zeroes_a_range_and_keeps_the_size() {
     assert!(content[100..4096 + 150].iter().all(|b| *b == 0));
     assert!(content[4096 + 150..].iter().all(|b| *b == 7));
 }
+
+/// The two calls a snapshot walk leans on are the driver's own, not the trait's
+/// fallbacks: an open file lists its xattrs through its descriptor, and a listing comes
+/// with each entry's metadata (a symlink's own, through the directory's descriptor).
+#[tokio::test]
+async fn handle_xattrs_and_read_dir_plus_are_served_by_the_host() {
+    let dir = Dir::new("plus");
+    let fs = HostFs::new(&dir.0).unwrap();
+    if !fs.capabilities().xattrs {
+        panic!(
+            "the host directory under {} stores no user xattrs",
+            dir.0.display()
+        );
+    }
+    std::fs::write(dir.0.join("f"), "content").unwrap();
+    std::os::unix::fs::symlink("f", dir.0.join("link")).unwrap();
+    fs.set_xattr(
+        &p("/f"),
+        "user.k",
+        Bytes::from_static(b"v"),
+        vfs_core::XattrMode::Upsert,
+    )
+    .await
+    .unwrap();
+
+    let handle = fs.open(&p("/f"), OpenOptions::read_only()).await.unwrap();
+    let xattrs = handle.xattrs().await.unwrap();
+    assert_eq!(
+        xattrs,
+        vec![("user.k".to_owned(), Bytes::from_static(b"v"))]
+    );
+
+    let mut plus = fs.read_dir_plus(&p("/")).await.unwrap();
+    plus.sort_by(|a, b| a.0.cmp(&b.0));
+    let on_disk = |name: &str| std::fs::symlink_metadata(dir.0.join(name)).unwrap();
+    assert_eq!(plus.len(), 2);
+    assert_eq!((plus[0].0.as_str(), plus[0].1.kind), ("f", FileKind::File));
+    assert_eq!(plus[0].1.ino, on_disk("f").ino());
+    assert_eq!(
+        (plus[1].0.as_str(), plus[1].1.kind),
+        ("link", FileKind::Symlink)
+    );
+    assert_eq!(plus[1].1.ino, on_disk("link").ino());
+}

@@ -1,7 +1,7 @@
 //! Extended attributes of the inode a confined lookup reached, through its `/proc` entry
 //! (see `fd_ops`).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use bytes::Bytes;
 use rustix::fs::XattrFlags;
@@ -59,11 +59,40 @@ pub(super) fn list(root: &Root, path: &VfsPath) -> Result<Vec<String>> {
         |buf| rustix::fs::listxattr(&link, buf),
     )
     .map_err(|e| fail(OP, path, e))?;
-    Ok(names
-        .split(|&byte| byte == 0)
-        .filter(|name| !name.is_empty())
+    Ok(split_names(&names)
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .collect())
+}
+
+/// Every xattr of an open file, names with values, through its descriptor: no path
+/// walk, no `/proc`. A name removed between the listing and its read is left out.
+pub(super) fn all_of_file(file: BorrowedFd<'_>) -> Result<Vec<(String, Bytes)>, Errno> {
+    let names = read_sized(
+        || rustix::fs::flistxattr_query(file),
+        |buf| rustix::fs::flistxattr(file, buf),
+    )?;
+    let mut out = Vec::new();
+    for name in split_names(&names) {
+        let value = read_sized(
+            || rustix::fs::fgetxattr_query(file, name),
+            |buf| rustix::fs::fgetxattr(file, name, buf),
+        );
+        match value {
+            Ok(value) => out.push((
+                String::from_utf8_lossy(name).into_owned(),
+                Bytes::from(value),
+            )),
+            Err(Errno::NODATA) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(out)
+}
+
+/// The names in a `listxattr` answer: NUL-terminated, back to back.
+fn split_names(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    list.split(|&byte| byte == 0)
+        .filter(|name| !name.is_empty())
 }
 
 pub(super) fn remove(root: &Root, path: &VfsPath, name: &str) -> Result<()> {
@@ -80,6 +109,10 @@ fn read_sized(
     let mut attempts = 0;
     loop {
         let size = query()?;
+        if size == 0 {
+            // Most inodes have no xattrs: one call tells, a second would only say it again.
+            return Ok(Vec::new());
+        }
         let mut buf = Vec::new();
         buf.try_reserve_exact(size).map_err(|_| Errno::NOMEM)?;
         buf.resize(size, 0);
