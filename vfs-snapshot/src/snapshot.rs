@@ -55,6 +55,10 @@ pub struct StatCache {
     entries: Mutex<HashMap<String, CacheEntry>>,
 }
 
+/// What the cache knows of an unchanged file: its chunks, and its xattrs if they were
+/// read with the same ctime.
+type CacheHit = (Vec<ChunkRef>, Option<Vec<(String, Vec<u8>)>>);
+
 #[derive(Clone)]
 struct CacheEntry {
     size: u64,
@@ -78,29 +82,16 @@ impl StatCache {
         self.entries.lock().is_empty()
     }
 
-    fn lookup(&self, path: &str, meta: &Metadata) -> Option<Vec<ChunkRef>> {
+    /// The chunks, and the xattrs when known, remembered for a file whose size, mtime,
+    /// ctime and inode still match.
+    fn lookup(&self, path: &str, meta: &Metadata) -> Option<CacheHit> {
         let entries = self.entries.lock();
         let hit = entries.get(path)?;
         let same = hit.size == meta.size
             && hit.mtime == meta.mtime
             && hit.ctime == meta.ctime
             && hit.ino == meta.ino;
-        same.then(|| hit.chunks.clone())
-    }
-
-    /// The xattrs remembered for a file whose size, mtime, ctime and inode still match.
-    fn lookup_xattrs(&self, path: &str, meta: &Metadata) -> Option<Vec<(String, Vec<u8>)>> {
-        let entries = self.entries.lock();
-        let hit = entries.get(path)?;
-        let same = hit.size == meta.size
-            && hit.mtime == meta.mtime
-            && hit.ctime == meta.ctime
-            && hit.ino == meta.ino;
-        if same {
-            hit.xattrs.clone()
-        } else {
-            None
-        }
+        same.then(|| (hit.chunks.clone(), hit.xattrs.clone()))
     }
 
     fn insert(
@@ -246,6 +237,7 @@ struct WalkNode {
 
 struct FileRead {
     chunks: Vec<ChunkRef>,
+    xattrs: Vec<(String, Vec<u8>)>,
     meta: Metadata,
     unstable: bool,
 }
@@ -296,6 +288,34 @@ async fn read_xattrs(
     }
     out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(out)
+}
+
+/// A regular file's xattrs, through its open handle where the driver can (no path lookup,
+/// and about the very file read), else through its path.
+async fn read_file_xattrs(
+    fs: &dyn FileSystem,
+    path: &VfsPath,
+    handle: &dyn vfs_core::FileHandle,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    match handle.xattrs().await {
+        Ok(xattrs) => {
+            let mut out: Vec<(String, Vec<u8>)> = xattrs
+                .into_iter()
+                .map(|(name, value)| (name, value.to_vec()))
+                .collect();
+            out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            Ok(out)
+        }
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::Unsupported | ErrorKind::NotImplemented
+            ) =>
+        {
+            read_xattrs(fs, path, FileKind::File).await
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Hashes a chunk and, when the store lacks it, compresses and stores it.
@@ -529,6 +549,9 @@ async fn read_file(
     loop {
         attempt += 1;
         let handle = fs.open(path, OpenOptions::read_only()).await?;
+        // Before the content: a change to them changes the ctime, which the stat after
+        // the pass compares.
+        let xattrs = read_file_xattrs(fs, path, handle.as_ref()).await?;
         let mut chunks = Vec::new();
         let mut buf: Vec<u8> = Vec::new();
         let mut offset = 0u64;
@@ -541,13 +564,25 @@ async fn read_file(
                     eof = true;
                 } else {
                     offset += data.len() as u64;
-                    if buf.is_empty() && data.len() < BLOCKING_THRESHOLD {
-                        buf.reserve_exact(data.len());
+                    let short = data.len() < want;
+                    if buf.is_empty() && short {
+                        // Most files arrive in one read: take the driver's buffer as it is
+                        // (no copy when nothing else holds it).
+                        buf = Vec::from(data);
+                    } else {
+                        if buf.capacity() < WINDOW {
+                            // One allocation for the whole window: growing by doubling
+                            // would copy it and fault fresh pages in at every step.
+                            let expected = usize::try_from(before.size).unwrap_or(WINDOW);
+                            buf.reserve_exact(
+                                WINDOW.min(expected.max(buf.len() + data.len())) - buf.len(),
+                            );
+                        }
+                        buf.extend_from_slice(&data);
                     }
-                    buf.extend_from_slice(&data);
                     // A short read at the size the walk saw is the end: it saves asking
                     // again. Growth since is caught by the stat after the pass.
-                    if data.len() < want && offset >= before.size {
+                    if short && offset >= before.size {
                         eof = true;
                     }
                 }
@@ -581,6 +616,7 @@ async fn read_file(
         if stable || attempt > TORN_RETRIES {
             return Ok(FileRead {
                 chunks,
+                xattrs,
                 meta: after,
                 unstable: !stable,
             });
@@ -659,7 +695,9 @@ impl Repository {
             async move {
                 let (path, meta) = (&node.path, node.meta.clone());
                 if let Some(cache) = cache {
-                    if let Some(chunks) = cache.lookup(path.as_str(), &meta) {
+                    // Without remembered xattrs the file is read again: its handle gives
+                    // them as cheaply as the path would.
+                    if let Some((chunks, Some(xattrs))) = cache.lookup(path.as_str(), &meta) {
                         // A dry run needs only the digests, stored or not.
                         if counters.dry_run || chunks.iter().all(|c| self.locate(&c.id).is_some()) {
                             counters.files_cached.fetch_add(1, Ordering::Relaxed);
@@ -670,6 +708,7 @@ impl Repository {
                                 i,
                                 Ok(Some(FileRead {
                                     chunks,
+                                    xattrs,
                                     meta,
                                     unstable: false,
                                 })),
@@ -677,14 +716,15 @@ impl Repository {
                         }
                     }
                 }
-                let walk_ctime = meta.ctime;
                 match read_file(self, fs, path, meta, counters).await {
                     Ok(read) => {
                         if let (Some(cache), false) = (cache, read.unstable) {
-                            // The walk's xattrs belong to the walk's ctime only.
-                            let xattrs =
-                                (read.meta.ctime == walk_ctime).then(|| node.attrs.xattrs.clone());
-                            cache.insert(path.as_str(), &read.meta, &read.chunks, xattrs);
+                            cache.insert(
+                                path.as_str(),
+                                &read.meta,
+                                &read.chunks,
+                                Some(read.xattrs.clone()),
+                            );
                         }
                         (i, Ok(Some(read)))
                     }
@@ -727,8 +767,7 @@ impl Repository {
                     if read.unstable {
                         stats.unstable.push(node.path.to_string());
                     }
-                    let xattrs = std::mem::take(&mut node.attrs.xattrs);
-                    node.attrs = attrs_of(&read.meta, xattrs, options.normalize);
+                    node.attrs = attrs_of(&read.meta, read.xattrs, options.normalize);
                     node.meta = read.meta;
                     node.chunks = read.chunks;
                 }
@@ -894,8 +933,7 @@ impl Repository {
                 .with_path(root.as_str())
                 .with_detail("a snapshot captures a directory"));
         }
-        let cache = options.stat_cache.as_deref();
-        let root_probe = probe(fs, root, Some(root_meta), cache).await?;
+        let root_probe = probe(fs, root, root_meta).await?;
         let mut listings = self.list_levels(fs, root, options).await?;
 
         let mut roots: Vec<&VfsPath> = options.device_roots.iter().collect();
@@ -977,15 +1015,14 @@ impl Repository {
         root: &VfsPath,
         options: &SnapshotOptions,
     ) -> Result<HashMap<VfsPath, Vec<Listed>>> {
-        let cache = options.stat_cache.as_deref();
         let mut listings: HashMap<VfsPath, Vec<Listed>> = HashMap::new();
         let mut level: Vec<VfsPath> = vec![root.clone()];
         while !level.is_empty() {
-            let mut listed: Vec<(usize, Result<Vec<vfs_core::DirEntry>>)> =
-                Vec::with_capacity(level.len());
+            // Per directory of the level (by index): its entries with their metadata.
+            let mut listed: Vec<(usize, Result<DirListing>)> = Vec::with_capacity(level.len());
             let list = |i: usize| {
                 let dir = &level[i];
-                async move { (i, fs.read_dir(dir).await) }
+                async move { (i, fs.read_dir_plus(dir).await) }
             };
             let fatal = |i: usize, err: &VfsError| !(is_gone(err) && level[i] != *root);
             for_each_job(level.len(), options.concurrency, list, |(i, result)| {
@@ -998,12 +1035,12 @@ impl Repository {
                 }
             })
             .await;
-            let mut children: Vec<(usize, VfsPath, String)> = Vec::new();
+            let mut children: Vec<(usize, VfsPath, String, Metadata)> = Vec::new();
             for (i, result) in listed {
                 match result {
                     Ok(entries) => {
-                        for entry in entries {
-                            children.push((i, level[i].join(&entry.name)?, entry.name));
+                        for (name, meta) in entries {
+                            children.push((i, level[i].join(&name)?, name, meta));
                         }
                     }
                     Err(err) if !fatal(i, &err) => {}
@@ -1013,8 +1050,8 @@ impl Repository {
             let mut probes: Vec<Option<Probe>> = Vec::new();
             probes.resize_with(children.len(), || None);
             let look = |k: usize| {
-                let path = &children[k].1;
-                async move { (k, probe(fs, path, None, cache).await) }
+                let (_, path, _, meta) = &children[k];
+                async move { (k, probe(fs, path, meta.clone()).await) }
             };
             let mut first_error = None;
             for_each_job(
@@ -1040,7 +1077,7 @@ impl Repository {
             for dir in &level {
                 listings.entry(dir.clone()).or_default();
             }
-            for ((i, path, name), probe) in children.into_iter().zip(probes) {
+            for ((i, path, name, _), probe) in children.into_iter().zip(probes) {
                 let Some(probe) = probe else {
                     unreachable!("without an error, for_each_job runs every job once")
                 };
@@ -1057,6 +1094,9 @@ impl Repository {
     }
 }
 
+/// A directory's entries as `read_dir_plus` gives them: names with their metadata.
+type DirListing = Vec<(String, Metadata)>;
+
 /// One directory entry as the walk's first pass found it: name, path, and its probe.
 type Listed = (String, VfsPath, Probe);
 
@@ -1071,28 +1111,13 @@ enum Probe {
     Vanished,
 }
 
-/// The calls the walk makes about one entry; `meta` when already known (the root's).
-async fn probe(
-    fs: &dyn FileSystem,
-    path: &VfsPath,
-    meta: Option<Metadata>,
-    cache: Option<&StatCache>,
-) -> Result<Probe> {
-    let meta = match meta {
-        Some(meta) => meta,
-        None => match fs.lstat(path).await {
-            Ok(meta) => meta,
-            Err(err) if is_gone(&err) => return Ok(Probe::Vanished),
-            Err(err) => return Err(err),
-        },
-    };
-    let cached = match (cache, meta.kind) {
-        (Some(cache), FileKind::File) => cache.lookup_xattrs(path.as_str(), &meta),
-        _ => None,
-    };
-    let xattrs = match cached {
-        Some(xattrs) => xattrs,
-        None => match read_xattrs(fs, path, meta.kind).await {
+/// The calls the walk makes about one entry beyond its `lstat`: xattrs (but a regular
+/// file's) and a symlink's target.
+async fn probe(fs: &dyn FileSystem, path: &VfsPath, meta: Metadata) -> Result<Probe> {
+    let xattrs = match meta.kind {
+        // A regular file's come with its content (see `read_file`), or from the stat cache.
+        FileKind::File => Vec::new(),
+        kind => match read_xattrs(fs, path, kind).await {
             Ok(xattrs) => xattrs,
             Err(err) if is_gone(&err) => return Ok(Probe::Vanished),
             Err(err) => return Err(err),
