@@ -358,6 +358,10 @@ impl Repository {
 
     /// As [`Repository::export_tar`], compressed with zstd at `level` (3 is zstd's
     /// default) into one frame: a `.tar.zst` that `tar -I zstd -xf` reads.
+    ///
+    /// Compression runs on zstd's own worker threads, one per core, beside the task that
+    /// fetches and writes the archive. zstd's multi-threaded output does not depend on
+    /// how many workers there are, so the same snapshot gives the same bytes anywhere.
     pub async fn export_tar_zst<W: Write + Send>(
         &self,
         id: &SnapshotId,
@@ -365,6 +369,10 @@ impl Repository {
         level: i32,
     ) -> Result<ExportStats> {
         let mut encoder = zstd::stream::write::Encoder::new(out, level).map_err(io_error)?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        encoder
+            .multithread(u32::try_from(workers).unwrap_or(1))
+            .map_err(io_error)?;
         let stats = self.export_tar(id, &mut encoder).await?;
         encoder.finish().map_err(io_error)?;
         Ok(stats)
