@@ -119,3 +119,83 @@ fn a_blocked_request_holds_up_neither_others_nor_shutdown() {
     other.wait_closed();
     server.join().unwrap().unwrap();
 }
+
+/// A request whose driver panics is answered (JSON-RPC's internal error, `EIO`, naming
+/// the action), and the connection and server go on serving.
+#[test]
+fn a_panicking_request_is_answered_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("vfs.sock");
+    let store = dir.path().join("store");
+    let registry = vfs_layer::registry();
+    registry
+        .register_fn("boom", |_config: serde_json::Value| {
+            let inner: Arc<dyn FileSystem> = Arc::new(vfs_layer::drivers::memory::MemoryFs::new());
+            let fs = Forward::new(inner, "boom").before_open(|path| {
+                if path.as_str() == "/boom" {
+                    panic!("the driver tripped over {path}");
+                }
+                Ok(())
+            });
+            Ok(Arc::new(fs) as Arc<dyn FileSystem>)
+        })
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_socket = socket.clone();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let repository = vfs_layer::snapshot::Repository::open_local(&store)
+                .await
+                .unwrap();
+            let vfs = Arc::new(Vfs::new(registry, repository));
+            let memory = DriverDescriptor::new("memory", json!({}));
+            vfs.mount_fs(&VfsPath::root(), &memory, MountOptions::default())
+                .await
+                .unwrap();
+            let shutdown = async {
+                let _ = stop_rx.await;
+            };
+            serve_unix_with(vfs, &server_socket, shutdown, Limits::default()).await
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the server did not listen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let mut client = Client::connect(&socket);
+    client.ok("mountFs", json!({"path": "/b", "driver": {"id": "boom"}}));
+    let id = client.send("writeFile", json!({"path": "/b/boom", "data": "x"}), &[]);
+    let answer = client.answer(id);
+    let error = &answer.json["error"];
+    assert_eq!(error["code"], -32603, "{}", answer.json);
+    assert_eq!(error["data"]["code"], "EIO", "{}", answer.json);
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("writeFile") && message.contains("tripped over /boom"),
+        "{message}"
+    );
+
+    // The same connection, the same mount and a new client are all still served.
+    client.ok("writeFile", json!({"path": "/b/fine", "data": "ok"}));
+    assert_eq!(
+        client.ok("readFile", json!({"path": "/b/fine", "encoding": "utf8"}))["data"],
+        "ok"
+    );
+    let mut other = Client::connect(&socket);
+    assert_eq!(
+        other.ok("listMounts", json!({})).as_array().unwrap().len(),
+        2
+    );
+
+    stop_tx.send(()).unwrap();
+    client.wait_closed();
+    other.wait_closed();
+    server.join().unwrap().unwrap();
+}

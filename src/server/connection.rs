@@ -1,9 +1,11 @@
 //! One client connection: requests read in order, run concurrently, answered as they
 //! finish; events pushed as notifications.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, Semaphore};
@@ -25,6 +27,8 @@ pub(crate) mod code {
     pub const INVALID_PARAMS: i64 = -32602;
     /// The action ran and failed.
     pub const ACTION_FAILED: i64 = -32000;
+    /// The server failed inside (a panic, a bug): the request is answered all the same.
+    pub const INTERNAL_ERROR: i64 = -32603;
 }
 
 /// How many outgoing messages may wait for a slow client before requests and events
@@ -200,7 +204,22 @@ pub(crate) async fn serve_stream_until<R, W>(
         let outgoing = outgoing.clone();
         requests.spawn(async move {
             let id = request.id.clone();
-            let answer = run_request(&vfs, request).await;
+            let method = request.method.clone();
+            // A panic below (a driver's bug, say) must still answer: a client waiting on
+            // this id would otherwise wait forever.
+            let answer = AssertUnwindSafe(run_request(&vfs, request))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(RpcError::new(
+                        code::INTERNAL_ERROR,
+                        ErrorKind::Io,
+                        format!(
+                            "{method} failed inside the server: {}",
+                            panic_message(panic.as_ref())
+                        ),
+                    ))
+                });
             if let Some(id) = id {
                 let message = match answer {
                     Ok((result, attachments)) => {
@@ -228,6 +247,15 @@ pub(crate) async fn serve_stream_until<R, W>(
     let _ = events_task.await;
     drop(outgoing);
     let _ = writer_task.await;
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 type RequestError = (Value, RpcError, bool);
