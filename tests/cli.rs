@@ -330,6 +330,14 @@ fn json_output_is_one_document_for_every_command() {
     assert_eq!(doc["error"]["code"], "ENOENT");
     assert_eq!(doc["error"]["path"], "no-such-tag");
     assert_eq!(text(&out.stderr).lines().count(), 1);
+    // The store's location on the host is not part of the error.
+    let store = dir.join(".vfs-store");
+    let shown = store.to_string_lossy();
+    assert!(
+        !text(&out.stderr).contains(shown.as_ref()) && !doc.to_string().contains(shown.as_ref()),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

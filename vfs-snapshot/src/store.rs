@@ -236,9 +236,14 @@ pub(crate) fn store_error(
         object_store::Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
         _ => ErrorKind::Io,
     };
-    VfsError::new(kind, operation)
-        .with_path(key)
-        .with_source(err)
+    let error = VfsError::new(kind, operation).with_path(key);
+    if kind == ErrorKind::Io {
+        error.with_source(err)
+    } else {
+        // The kind and the key say it all; the store's own words name where it keeps the
+        // object (a local store's host path), which is not the caller's business.
+        error
+    }
 }
 
 fn corrupt(operation: &'static str, key: &str, why: impl Into<String>) -> VfsError {
@@ -897,6 +902,14 @@ impl Repository {
             }
         }
         check_tag(name)?;
-        self.read_tag(&tag_key(name)).await
+        self.read_tag(&tag_key(name)).await.map_err(|err| {
+            if err.kind() == ErrorKind::NotFound {
+                VfsError::new(ErrorKind::NotFound, "resolve snapshot")
+                    .with_path(name)
+                    .with_detail("no snapshot id or tag by this name")
+            } else {
+                err
+            }
+        })
     }
 }
