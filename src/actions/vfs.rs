@@ -73,7 +73,38 @@ pub struct Vfs {
     events: broadcast::Sender<VfsEvent>,
     /// One stat cache per captured path, so repeated snapshots of a tree skip reading
     /// unchanged files.
-    stat_caches: std::sync::Mutex<HashMap<String, Arc<StatCache>>>,
+    stat_caches: std::sync::Mutex<StatCaches>,
+}
+
+/// The stat caches of the most recently captured paths: a host that snapshots many
+/// different paths keeps [`STAT_CACHE_PATHS`] of them, not one per path ever captured.
+#[derive(Default)]
+struct StatCaches {
+    by_path: HashMap<String, (Arc<StatCache>, u64)>,
+    uses: u64,
+}
+
+/// How many captured paths keep a stat cache.
+const STAT_CACHE_PATHS: usize = 16;
+
+impl StatCaches {
+    fn for_path(&mut self, key: String) -> Arc<StatCache> {
+        self.uses += 1;
+        let uses = self.uses;
+        if !self.by_path.contains_key(&key) && self.by_path.len() >= STAT_CACHE_PATHS {
+            let oldest = self
+                .by_path
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(path, _)| path.clone());
+            if let Some(oldest) = oldest {
+                self.by_path.remove(&oldest);
+            }
+        }
+        let (cache, used) = self.by_path.entry(key).or_default();
+        *used = uses;
+        cache.clone()
+    }
 }
 
 impl Vfs {
@@ -86,7 +117,7 @@ impl Vfs {
             registry,
             repository,
             events,
-            stat_caches: std::sync::Mutex::new(HashMap::new()),
+            stat_caches: std::sync::Mutex::new(StatCaches::default()),
         }
     }
 
@@ -376,9 +407,7 @@ impl Vfs {
             .lock()
             // The map stays consistent even if a holder panicked: entries are inserted whole.
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(format!("{normalize}:{path}"))
-            .or_default()
-            .clone();
+            .for_path(format!("{normalize}:{path}"));
         let (progress, watcher) = progress_channel();
         let forward = self.forward_progress("snapshot", path.as_str(), watcher);
         let options = SnapshotOptions {
@@ -875,5 +904,25 @@ async fn read_bounded(handle: &dyn FileHandle, path: &VfsPath) -> Result<Bytes, 
             return Err(too_big());
         }
         content.extend_from_slice(&chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_caches_keep_the_most_recently_used_paths() {
+        let mut caches = StatCaches::default();
+        let first: Vec<Arc<StatCache>> = (0..STAT_CACHE_PATHS)
+            .map(|i| caches.for_path(format!("/p{i}")))
+            .collect();
+        // /p0 used again: /p1 is now the least recently used.
+        assert!(Arc::ptr_eq(&caches.for_path("/p0".into()), &first[0]));
+        caches.for_path("/new".into());
+        assert_eq!(caches.by_path.len(), STAT_CACHE_PATHS);
+        assert!(!caches.by_path.contains_key("/p1"));
+        assert!(Arc::ptr_eq(&caches.for_path("/p0".into()), &first[0]));
+        assert!(Arc::ptr_eq(&caches.for_path("/p2".into()), &first[2]));
     }
 }

@@ -40,7 +40,10 @@ const TORN_RETRIES: usize = 3;
 /// to a file's content changes its ctime, so a hit is never stale short of a clock or
 /// driver that lies.
 ///
-/// Keep one per source filesystem and pass it to every snapshot of that filesystem.
+/// Keep one per source filesystem and pass it to every snapshot of that filesystem. A
+/// snapshot that completes forgets the files beneath its root it did not see (removed,
+/// or no longer regular files), so the cache tracks the tree rather than everything the
+/// tree ever held; files outside the root are left alone.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -53,6 +56,9 @@ const TORN_RETRIES: usize = 3;
 #[derive(Default)]
 pub struct StatCache {
     entries: Mutex<HashMap<String, CacheEntry>>,
+    /// Counts the snapshots that used the cache; each entry keeps the last one that saw
+    /// its file.
+    generation: AtomicU64,
 }
 
 /// What the cache knows of an unchanged file: its chunks, and its xattrs if they were
@@ -69,6 +75,8 @@ struct CacheEntry {
     /// The file's xattrs, when they were read with the same ctime as the rest (a change
     /// to an xattr changes the ctime), so an unchanged file is not even asked for them.
     xattrs: Option<Vec<(String, Vec<u8>)>>,
+    /// The generation of the last snapshot that saw the file.
+    seen: u64,
 }
 
 impl StatCache {
@@ -84,14 +92,37 @@ impl StatCache {
 
     /// The chunks, and the xattrs when known, remembered for a file whose size, mtime,
     /// ctime and inode still match.
-    fn lookup(&self, path: &str, meta: &Metadata) -> Option<CacheHit> {
-        let entries = self.entries.lock();
-        let hit = entries.get(path)?;
+    fn lookup(&self, path: &str, meta: &Metadata, generation: u64) -> Option<CacheHit> {
+        let mut entries = self.entries.lock();
+        let hit = entries.get_mut(path)?;
         let same = hit.size == meta.size
             && hit.mtime == meta.mtime
             && hit.ctime == meta.ctime
             && hit.ino == meta.ino;
-        same.then(|| (hit.chunks.clone(), hit.xattrs.clone()))
+        if !same {
+            return None;
+        }
+        hit.seen = hit.seen.max(generation);
+        Some((hit.chunks.clone(), hit.xattrs.clone()))
+    }
+
+    /// Starts a snapshot's use of the cache: the generation its lookups and inserts mark.
+    fn begin(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Forgets the files beneath `root` that the snapshot of `generation` did not see. A
+    /// later snapshot sharing the cache marks what it sees with a higher generation, so
+    /// this never drops its entries; at worst a file is read again.
+    fn forget_unseen(&self, root: &VfsPath, generation: u64) {
+        let prefix = if root.is_root() {
+            "/".to_owned()
+        } else {
+            format!("{}/", root.as_str())
+        };
+        self.entries
+            .lock()
+            .retain(|path, entry| entry.seen >= generation || !path.starts_with(&prefix));
     }
 
     fn insert(
@@ -100,6 +131,7 @@ impl StatCache {
         meta: &Metadata,
         chunks: &[ChunkRef],
         xattrs: Option<Vec<(String, Vec<u8>)>>,
+        generation: u64,
     ) {
         self.entries.lock().insert(
             path.to_owned(),
@@ -110,6 +142,7 @@ impl StatCache {
                 ino: meta.ino,
                 chunks: chunks.to_vec(),
                 xattrs,
+                seen: generation,
             },
         );
     }
@@ -687,6 +720,7 @@ impl Repository {
             p.files_total = files.len() as u64;
             p.bytes_total = files.iter().map(|&i| nodes[i].meta.size).sum();
         });
+        let generation = options.stat_cache.as_ref().map_or(0, |cache| cache.begin());
         let job = |n: usize| {
             let i = files[n];
             let node = &nodes[i];
@@ -697,7 +731,9 @@ impl Repository {
                 if let Some(cache) = cache {
                     // Without remembered xattrs the file is read again: its handle gives
                     // them as cheaply as the path would.
-                    if let Some((chunks, Some(xattrs))) = cache.lookup(path.as_str(), &meta) {
+                    if let Some((chunks, Some(xattrs))) =
+                        cache.lookup(path.as_str(), &meta, generation)
+                    {
                         // A dry run needs only the digests, stored or not.
                         if counters.dry_run || chunks.iter().all(|c| self.locate(&c.id).is_some()) {
                             counters.files_cached.fetch_add(1, Ordering::Relaxed);
@@ -724,6 +760,7 @@ impl Repository {
                                 &read.meta,
                                 &read.chunks,
                                 Some(read.xattrs.clone()),
+                                generation,
                             );
                         }
                         (i, Ok(Some(read)))
@@ -759,6 +796,9 @@ impl Repository {
         .await;
         if let Some(err) = first_error {
             return Err(err);
+        }
+        if let Some(cache) = &options.stat_cache {
+            cache.forget_unseen(&root, generation);
         }
         for (i, read) in reads {
             let node = &mut nodes[i];

@@ -231,6 +231,38 @@ async fn stat_cache_skips_unchanged_files_and_torn_check_passes() {
         .any(|c| c.path == "/home/user/notes.txt" && c.kind == ChangeKind::Modified));
 }
 
+/// The cache follows the tree: files a completed snapshot did not see beneath its root
+/// are forgotten, files outside that root are kept.
+#[tokio::test]
+async fn stat_cache_forgets_removed_files_beneath_the_root_only() {
+    let (_dir, repo) = repo().await;
+    let fs = MemoryFs::new();
+    fs.create_dir_all(&p("/a"), 0o755).await.unwrap();
+    fs.create_dir_all(&p("/b"), 0o755).await.unwrap();
+    for name in ["/a/1", "/a/2", "/a/3", "/b/1"] {
+        write(&fs, name, name).await;
+    }
+    let cache = Arc::new(StatCache::default());
+    let options = SnapshotOptions {
+        stat_cache: Some(cache.clone()),
+        ..opts()
+    };
+    repo.snapshot(&fs, &p("/a"), &options).await.unwrap();
+    repo.snapshot(&fs, &p("/b"), &options).await.unwrap();
+    assert_eq!(cache.len(), 4);
+
+    fs.remove_file(&p("/a/2")).await.unwrap();
+    fs.remove_file(&p("/a/3")).await.unwrap();
+    fs.create_dir(&p("/a/3"), 0o755).await.unwrap(); // no longer a regular file
+    let (_, stats) = repo.snapshot(&fs, &p("/a"), &options).await.unwrap();
+    assert_eq!(stats.files_cached, 1);
+    assert_eq!(cache.len(), 2, "/a/1 and /b/1 are left: {cache:?}");
+
+    // /b's entry still serves /b.
+    let (_, stats) = repo.snapshot(&fs, &p("/b"), &options).await.unwrap();
+    assert_eq!((stats.files, stats.files_cached), (1, 1));
+}
+
 #[tokio::test]
 async fn diff_reports_each_kind_of_change() {
     let (_dir, repo) = repo().await;
