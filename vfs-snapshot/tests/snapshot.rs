@@ -622,3 +622,47 @@ fn a_fanned_out_snapshot_of_a_host_tree_matches_a_one_thread_one() {
     assert_eq!(one, many);
     assert_eq!((one.1, one.2, one.3), (12 * 25 + 2, 1 + 12 * 2, 12));
 }
+
+/// The id of a fixed tree is fixed: it depends on the tree's content and FORMAT.md's
+/// encoding only, not on the machine, the driver's inode numbers, how the walk is done or
+/// how packs are named. A change here is a format change (FORMAT.md's version).
+#[tokio::test]
+async fn a_fixed_tree_has_a_fixed_id() {
+    let (_dir, repo) = repo().await;
+    let fs = populated().await;
+    let (id, _) = repo
+        .snapshot(fs.as_ref(), &VfsPath::root(), &opts())
+        .await
+        .unwrap();
+    assert_eq!(id.to_string(), GOLDEN_ID);
+}
+
+const GOLDEN_ID: &str = "361f5cf6d52e1b5c0e8c8667742465ccdf9e11b8326f2430554410a3b01d3d1e";
+
+/// host_dir's fast paths (one listing with metadata per directory, xattrs through the
+/// open file) capture what the generic calls capture: the same tree, the same id.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_fast_paths_give_the_ids_of_the_generic_calls() {
+    let (_store, repo) = repo().await;
+    let tree = tempfile::tempdir().unwrap();
+    let host: Arc<dyn FileSystem> = Arc::new(vfs_drivers::host::HostFs::new(tree.path()).unwrap());
+    assert!(
+        host.capabilities().xattrs,
+        "the test needs user xattrs on the host"
+    );
+    populate(host.as_ref()).await;
+    let generic = vfs_core::conformance::Forward::new(host.clone(), "generic").with_xattrs();
+    let root = VfsPath::root();
+    let (fast, _) = repo.snapshot(host.as_ref(), &root, &opts()).await.unwrap();
+    let (slow, _) = repo.snapshot(&generic, &root, &opts()).await.unwrap();
+    assert_eq!(fast, slow);
+
+    // The file's xattr is in the id: removing it changes the id, through both paths.
+    host.remove_xattr(&p("/etc/hosts"), "user.origin")
+        .await
+        .unwrap();
+    let (fast_bare, _) = repo.snapshot(host.as_ref(), &root, &opts()).await.unwrap();
+    let (slow_bare, _) = repo.snapshot(&generic, &root, &opts()).await.unwrap();
+    assert_ne!(fast_bare, fast);
+    assert_eq!(fast_bare, slow_bare);
+}
