@@ -10,6 +10,7 @@ mod error;
 mod filesystem;
 mod metadata;
 mod mount_table;
+mod nonblocking;
 mod path;
 mod read_only;
 mod registry;
@@ -26,6 +27,7 @@ pub use metadata::{
 pub use mount_table::{
     ChangeHookId, MountEvent, MountId, MountInfo, MountOptions, MountTable, UnmountOptions,
 };
+pub use nonblocking::{blocking_allowed, forbid_blocking};
 pub use path::{VfsPath, MAX_NAME_BYTES, MAX_PATH_BYTES};
 pub use read_only::ReadOnlyFs;
 pub use registry::{parse_config, DriverDescriptor, DriverFactory, DriverRegistry};

@@ -214,6 +214,8 @@ fn start(
     let server = Server {
         inner: Arc::clone(&inner),
         runtime,
+        readers: options.reader_threads.max(1),
+        polling: std::sync::atomic::AtomicUsize::new(0),
     };
     let mut config = Config::default();
     config.mount_options = vec![

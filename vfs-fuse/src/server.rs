@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::SystemTime;
@@ -34,6 +35,10 @@ const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
 pub(crate) struct Server {
     pub(crate) inner: Arc<Inner>,
     pub(crate) runtime: Handle,
+    /// How many threads read requests from the kernel.
+    pub(crate) readers: usize,
+    /// How many of them are polling a request right now.
+    pub(crate) polling: AtomicUsize,
 }
 
 impl Server {
@@ -41,6 +46,12 @@ impl Server {
     /// when the driver has nothing to wait for (the memory driver never does), saving two
     /// thread wake-ups per request; whatever has to wait moves to a tokio task, so a slow
     /// driver holds up no other request.
+    ///
+    /// A driver whose calls block their thread (host_dir) may do so in that first poll,
+    /// a syscall being cheaper than a thread hop, but only while another reader is free:
+    /// the last free reader polls under [`vfs_core::forbid_blocking`], so such a driver
+    /// hands its call to a thread pool, and a hung host call holds up its own request,
+    /// never the whole mount.
     fn spawn<F>(&self, task: impl FnOnce(Arc<Inner>) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -48,7 +59,14 @@ impl Server {
         let mut task = Box::pin(task(Arc::clone(&self.inner)));
         let _runtime = self.runtime.enter();
         let mut cx = Context::from_waker(Waker::noop());
-        if task.as_mut().poll(&mut cx).is_pending() {
+        let last_free = self.polling.fetch_add(1, Ordering::AcqRel) + 1 >= self.readers;
+        let polled = if last_free {
+            vfs_core::forbid_blocking(|| task.as_mut().poll(&mut cx))
+        } else {
+            task.as_mut().poll(&mut cx)
+        };
+        self.polling.fetch_sub(1, Ordering::AcqRel);
+        if polled.is_pending() {
             // A pinned box moves without moving the future; the task polls it again at
             // once with a real waker.
             self.runtime.spawn(task);

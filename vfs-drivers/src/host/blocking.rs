@@ -22,8 +22,9 @@ use vfs_core::{ErrorKind, Result, VfsError};
 pub enum Blocking {
     /// Decide per call from the runtime the caller is on: `block_in_place` on a
     /// multi-threaded tokio runtime, `spawn_blocking` on a current-thread one (where
-    /// `block_in_place` is not allowed and the one thread must not block), and on the
-    /// calling thread outside any tokio runtime (an executor such as
+    /// `block_in_place` is not allowed and the one thread must not block) and on a thread
+    /// marked by [`vfs_core::forbid_blocking`] (a FUSE reader thread), and on the calling
+    /// thread outside any tokio runtime (an executor such as
     /// `futures::executor::block_on` owns that thread anyway).
     ///
     /// Tokio refuses `block_in_place` (it panics) inside a `LocalSet` driven by a
@@ -56,7 +57,10 @@ impl Blocking {
                 Err(_) => return job(),
             },
         };
-        if self == Blocking::Auto && handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+        if self == Blocking::Auto
+            && handle.runtime_flavor() == RuntimeFlavor::MultiThread
+            && vfs_core::blocking_allowed()
+        {
             return tokio::task::block_in_place(job);
         }
         match handle.spawn_blocking(job).await {
