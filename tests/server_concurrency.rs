@@ -49,15 +49,23 @@ fn gated_registry() -> (
     (registry, release, entered)
 }
 
-#[test]
-fn a_blocked_request_holds_up_neither_others_nor_shutdown() {
+/// A `vfs serve` on a Unix socket in this process, with a memory root.
+struct Served {
+    _dir: tempfile::TempDir,
+    socket: std::path::PathBuf,
+    /// Send to shut the server down.
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts a server with `registry` and returns once it listens.
+fn serve(registry: vfs_layer::core::DriverRegistry) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("vfs.sock");
     let store = dir.path().join("store");
-    let (registry, release, entered) = gated_registry();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_socket = socket.clone();
-    let server = std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()
@@ -83,6 +91,40 @@ fn a_blocked_request_holds_up_neither_others_nor_shutdown() {
         assert!(Instant::now() < deadline, "the server did not listen");
         std::thread::sleep(Duration::from_millis(10));
     }
+    Served {
+        _dir: dir,
+        socket,
+        stop,
+        thread,
+    }
+}
+
+/// Checks that `client` can still write and read `file`, and that a new client is served
+/// (it sees the root and one more mount); returns the new client.
+fn still_served(client: &mut Client, socket: &std::path::Path, file: &str) -> Client {
+    client.ok("writeFile", json!({"path": file, "data": file}));
+    assert_eq!(
+        client.ok("readFile", json!({"path": file, "encoding": "utf8"}))["data"],
+        file
+    );
+    let mut other = Client::connect(socket);
+    assert_eq!(
+        other.ok("listMounts", json!({})).as_array().unwrap().len(),
+        2
+    );
+    other
+}
+
+#[test]
+fn a_blocked_request_holds_up_neither_others_nor_shutdown() {
+    let (registry, release, entered) = gated_registry();
+    let Served {
+        _dir,
+        socket,
+        stop: stop_tx,
+        thread: server,
+    } = serve(registry);
+    let deadline = Instant::now() + Duration::from_secs(60);
 
     let mut client = Client::connect(&socket);
     client.ok("mountFs", json!({"path": "/g", "driver": {"id": "gate"}}));
@@ -91,17 +133,8 @@ fn a_blocked_request_holds_up_neither_others_nor_shutdown() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the slow write reached the driver");
 
-    // While it waits, the same connection is served.
-    client.ok("writeFile", json!({"path": "/g/fast", "data": "early"}));
-    assert_eq!(
-        client.ok("readFile", json!({"path": "/g/fast", "encoding": "utf8"}))["data"],
-        "early"
-    );
-    let mut other = Client::connect(&socket);
-    assert_eq!(
-        other.ok("listMounts", json!({})).as_array().unwrap().len(),
-        2
-    );
+    // While it waits, the same connection, the same mount and a new client are served.
+    let mut other = still_served(&mut client, &socket, "/g/fast");
 
     // Shut down while it still waits: the socket goes, the running request is answered.
     stop_tx.send(()).unwrap();
@@ -124,9 +157,6 @@ fn a_blocked_request_holds_up_neither_others_nor_shutdown() {
 /// the action), and the connection and server go on serving.
 #[test]
 fn a_panicking_request_is_answered_and_the_server_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("vfs.sock");
-    let store = dir.path().join("store");
     let registry = vfs_layer::registry();
     registry
         .register_fn("boom", |_config: serde_json::Value| {
@@ -140,34 +170,12 @@ fn a_panicking_request_is_answered_and_the_server_goes_on() {
             Ok(Arc::new(fs) as Arc<dyn FileSystem>)
         })
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_socket = socket.clone();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let repository = vfs_layer::snapshot::Repository::open_local(&store)
-                .await
-                .unwrap();
-            let vfs = Arc::new(Vfs::new(registry, repository));
-            let memory = DriverDescriptor::new("memory", json!({}));
-            vfs.mount_fs(&VfsPath::root(), &memory, MountOptions::default())
-                .await
-                .unwrap();
-            let shutdown = async {
-                let _ = stop_rx.await;
-            };
-            serve_unix_with(vfs, &server_socket, shutdown, Limits::default()).await
-        })
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the server did not listen");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let Served {
+        _dir,
+        socket,
+        stop: stop_tx,
+        thread: server,
+    } = serve(registry);
 
     let mut client = Client::connect(&socket);
     client.ok("mountFs", json!({"path": "/b", "driver": {"id": "boom"}}));
@@ -183,16 +191,7 @@ fn a_panicking_request_is_answered_and_the_server_goes_on() {
     );
 
     // The same connection, the same mount and a new client are all still served.
-    client.ok("writeFile", json!({"path": "/b/fine", "data": "ok"}));
-    assert_eq!(
-        client.ok("readFile", json!({"path": "/b/fine", "encoding": "utf8"}))["data"],
-        "ok"
-    );
-    let mut other = Client::connect(&socket);
-    assert_eq!(
-        other.ok("listMounts", json!({})).as_array().unwrap().len(),
-        2
-    );
+    let mut other = still_served(&mut client, &socket, "/b/fine");
 
     stop_tx.send(()).unwrap();
     client.wait_closed();

@@ -547,6 +547,32 @@ impl MountTable {
         self.table.load().mount_children.contains_key(path.as_str())
     }
 
+    /// Where a listing of `path` comes from: the mount serving it, or `None` for a
+    /// virtual directory (only mount points beneath it), which lists as empty.
+    fn listing_source<'p>(&self, path: &'p VfsPath) -> Result<Option<Resolved<'p>>> {
+        match self.resolve("scandir", path) {
+            Ok(resolved) => Ok(Some(resolved)),
+            Err(_) if self.is_virtual_dir(path) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// What a mount listed at `path`, errors named by the caller's path; a directory the
+    /// driver lacks but the table holds mount points in lists as empty.
+    fn listing<T>(
+        &self,
+        path: &VfsPath,
+        source: &Resolved<'_>,
+        listed: Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
+        match listed {
+            Err(err) if err.kind() == ErrorKind::NotFound && self.is_virtual_dir(path) => {
+                Ok(Vec::new())
+            }
+            other => other.map_err(|err| source.outer_error(err)),
+        }
+    }
+
     async fn stat_with(&self, path: &VfsPath, follow: bool) -> Result<Metadata> {
         let operation = if follow { "stat" } else { "lstat" };
         let resolved = match self.resolve(operation, path) {
@@ -686,17 +712,13 @@ impl FileSystem for MountTable {
     }
 
     async fn read_dir(&self, path: &VfsPath) -> Result<Vec<DirEntry>> {
-        let listed = match self.resolve("scandir", path) {
-            Ok(resolved) => match resolved.fs().read_dir(&resolved.inner).await {
-                Err(err) if err.kind() == ErrorKind::NotFound && self.is_virtual_dir(path) => {
-                    Ok(Vec::new())
-                }
-                other => other.map_err(|err| resolved.outer_error(err)),
-            },
-            Err(_) if self.is_virtual_dir(path) => Ok(Vec::new()),
-            Err(err) => Err(err),
+        let mut entries = match self.listing_source(path)? {
+            Some(resolved) => {
+                let listed = resolved.fs().read_dir(&resolved.inner).await;
+                self.listing(path, &resolved, listed)?
+            }
+            None => Vec::new(),
         };
-        let mut entries = listed?;
         let table = self.table.load();
         if let Some(children) = table.mount_children.get(path.as_str()) {
             let mut synthetic: BTreeMap<&str, u64> =
@@ -725,17 +747,13 @@ impl FileSystem for MountTable {
     /// directories), whose metadata is what `lstat` through the table gives: the mounted
     /// root's.
     async fn read_dir_plus(&self, path: &VfsPath) -> Result<Vec<(String, Metadata)>> {
-        let listed = match self.resolve("scandir", path) {
-            Ok(resolved) => match resolved.fs().read_dir_plus(&resolved.inner).await {
-                Err(err) if err.kind() == ErrorKind::NotFound && self.is_virtual_dir(path) => {
-                    Ok(Vec::new())
-                }
-                other => other.map_err(|err| resolved.outer_error(err)),
-            },
-            Err(_) if self.is_virtual_dir(path) => Ok(Vec::new()),
-            Err(err) => Err(err),
+        let mut entries = match self.listing_source(path)? {
+            Some(resolved) => {
+                let listed = resolved.fs().read_dir_plus(&resolved.inner).await;
+                self.listing(path, &resolved, listed)?
+            }
+            None => Vec::new(),
         };
-        let mut entries = listed?;
         let mounted: Vec<String> = match self.table.load().mount_children.get(path.as_str()) {
             Some(children) => children.iter().cloned().collect(),
             None => return Ok(entries),
