@@ -133,9 +133,10 @@ struct OpenPack {
     blobs: Vec<IndexBlob>,
 }
 
-/// Pack buffers kept for reuse. A fresh 16 MiB buffer is mapped anew and every page of it
-/// faults in as it fills, which cost a snapshot a tenth of its CPU time; a reused one is
-/// already resident.
+/// Pack buffers kept for reuse while a snapshot writes. A fresh 16 MiB buffer is mapped
+/// anew and every page of it faults in as it fills, which cost a snapshot a tenth of its
+/// CPU time; a reused one is already resident. Released when a writer has everything
+/// stored, so an idle repository holds none.
 #[derive(Default)]
 struct SparePacks {
     buffers: Mutex<Vec<Vec<u8>>>,
@@ -148,6 +149,11 @@ impl SparePacks {
     /// A spare buffer, empty, or a new one without capacity.
     fn take(&self) -> Vec<u8> {
         self.buffers.lock().pop().unwrap_or_default()
+    }
+
+    /// Frees the spare buffers.
+    fn release(&self) {
+        self.buffers.lock().clear();
     }
 
     /// `data` as `Bytes` that give the buffer back here once the last clone is dropped.
@@ -566,6 +572,9 @@ impl Repository {
                     .collect()
             };
             if missing.is_empty() {
+                // The writer is done with packs: its spare buffers would only sit resident
+                // until the next snapshot.
+                self.spare_packs.release();
                 return Ok(());
             }
             // A blob is indexed before it leaves `pending`: one that is neither pending now
