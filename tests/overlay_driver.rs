@@ -385,6 +385,20 @@ mod memory_over_memory {
     vfs_core::conformance_suite!(make);
 }
 
+/// As `memory_over_memory`, looking every path up afresh (`lowers_may_change`).
+mod memory_over_memory_uncached {
+    use super::*;
+
+    async fn make() -> Fixture {
+        let fs = OverlayFs::new(memory(), vec![memory() as Arc<dyn FileSystem>])
+            .expect("overlay")
+            .lowers_may_change();
+        Fixture::new(Arc::new(fs), VfsPath::root())
+    }
+
+    vfs_core::conformance_suite!(make);
+}
+
 /// The names the suite uses most, present in the lower beneath the base and whited out
 /// in the upper: creating them goes over whiteouts (directories become opaque), removing
 /// them leaves whiteouts again, and the base is a merged directory.
@@ -1643,4 +1657,45 @@ async fn shutdown_releases_only_the_layers_the_overlay_built() {
     fs.shutdown().await.unwrap();
     assert_eq!(lower_counters.shutdowns.load(Ordering::SeqCst), 0);
     assert_eq!(upper_counters.shutdowns.load(Ordering::SeqCst), 0);
+}
+
+/// With `lowersMayChange` (the registry's config), changes made to a host lower beside the
+/// overlay show through at once: new content and size, a removed name, a new one. Without
+/// it the overlay keeps the metadata it first looked up, as documented (overlayfs's rule).
+#[tokio::test(flavor = "multi_thread")]
+async fn lowers_may_change_shows_what_changed_beside_the_overlay() {
+    for may_change in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "old").unwrap();
+        std::fs::write(dir.path().join("gone"), "x").unwrap();
+        let config = serde_json::json!({
+            "upper": {"id": "memory"},
+            "lowers": [{"id": "host_dir", "config": {"hostPath": dir.path(), "readOnly": true}}],
+            "lowersMayChange": may_change,
+        });
+        let fs = vfs_layer::registry()
+            .build(&DriverDescriptor::new("overlay", config))
+            .await
+            .unwrap();
+        assert_eq!(fs.stat(&p("/f")).await.unwrap().size, 3);
+        assert!(fs.exists(&p("/gone")).await.unwrap());
+        assert!(!fs.exists(&p("/new")).await.unwrap());
+
+        std::fs::write(dir.path().join("f"), "newer").unwrap();
+        std::fs::remove_file(dir.path().join("gone")).unwrap();
+        std::fs::write(dir.path().join("new"), "n").unwrap();
+        if may_change {
+            assert_eq!(fs.stat(&p("/f")).await.unwrap().size, 5);
+            assert_eq!(fs.read_file(&p("/f")).await.unwrap(), "newer");
+            assert!(!fs.exists(&p("/gone")).await.unwrap());
+            assert_eq!(fs.read_file(&p("/new")).await.unwrap(), "n");
+        } else {
+            assert_eq!(
+                fs.stat(&p("/f")).await.unwrap().size,
+                3,
+                "the cached lookup stands"
+            );
+        }
+        fs.shutdown().await.unwrap();
+    }
 }

@@ -275,7 +275,9 @@ pub async fn run(cx: &Context) -> Result<Report, Failure> {
             "mountFs",
             json!({"path": "/app", "driver": {"id": "overlay", "config": {
                 "upper": {"id": "memory", "config": {}},
-                "lowers": [{"id": "host_dir", "config": {"hostPath": host, "readOnly": true}}]}}}),
+                "lowers": [{"id": "host_dir", "config": {"hostPath": host, "readOnly": true}}],
+                // Its lower is /workspace's directory, written beside the overlay.
+                "lowersMayChange": true}}}),
         )
         .await?,
     )?;

@@ -31,6 +31,8 @@ const RESOLUTIONS: usize = 1 << 10;
 /// Cached lookups by path, valid for one generation.
 #[derive(Default)]
 pub(crate) struct LookupCache {
+    /// Caches nothing: the lowers may change beneath the overlay.
+    off: bool,
     generation: AtomicU64,
     entries: Map<Lookup>,
     /// Whole resolutions, by what was asked: one map per [`Want`] and trailing slash.
@@ -51,6 +53,14 @@ fn slot(want: Want, trailing_slash: bool) -> usize {
 }
 
 impl LookupCache {
+    /// A cache that keeps nothing, for lowers that may change beneath the overlay.
+    pub(crate) fn off() -> LookupCache {
+        LookupCache {
+            off: true,
+            ..LookupCache::default()
+        }
+    }
+
     /// The current generation; read it before the layer calls whose result is cached.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -64,6 +74,9 @@ impl LookupCache {
     /// The cached lookup of `path`, if it is current and fit for use: `last` asks for
     /// the final entry of a path, which must not involve the upper.
     pub(crate) fn get(&self, path: &str, last: bool) -> Option<Arc<Lookup>> {
+        if self.off {
+            return None;
+        }
         let current = self.generation();
         let entries = self.entries.read();
         let (generation, lookup) = entries.get(path)?;
@@ -83,6 +96,9 @@ impl LookupCache {
         trailing_slash: bool,
         want: Want,
     ) -> Option<Arc<Resolved>> {
+        if self.off {
+            return None;
+        }
         let current = self.generation();
         let map = self.resolutions.get(slot(want, trailing_slash))?.read();
         let (generation, resolved) = map.get(path)?;
@@ -99,7 +115,7 @@ impl LookupCache {
         resolved: &Arc<Resolved>,
     ) {
         let upper = resolved.lookup.hits.iter().any(|hit| hit.layer == UPPER);
-        if upper || resolved.generation != self.generation() {
+        if self.off || upper || resolved.generation != self.generation() {
             return;
         }
         let Some(map) = self.resolutions.get(slot(want, trailing_slash)) else {
@@ -114,7 +130,7 @@ impl LookupCache {
 
     /// Caches `lookup` of `path`, computed in `generation`.
     pub(crate) fn insert(&self, path: &str, generation: u64, lookup: Arc<Lookup>) {
-        if generation != self.generation() {
+        if self.off || generation != self.generation() {
             // A change ended while it was computed: it may already be stale.
             return;
         }

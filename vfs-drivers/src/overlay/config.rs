@@ -31,6 +31,11 @@ pub struct OverlayConfig {
     pub upper: DriverDescriptor,
     /// The read-only layers, topmost first. Never written.
     pub lowers: Vec<DriverDescriptor>,
+    /// The lowers may change beside the overlay (the same host directory mounted writable
+    /// elsewhere): look paths up afresh instead of caching (see
+    /// [`OverlayFs::lowers_may_change`]). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lowers_may_change: bool,
 }
 
 /// Builds [`OverlayFs`] from an [`OverlayConfig`], building each layer through the
@@ -71,6 +76,10 @@ impl DriverFactory for OverlayFactory {
         for lower in &config.lowers {
             lowers.push(registry.build(lower).await?);
         }
-        Ok(Arc::new(OverlayFs::new(upper, lowers)?.owning_layers()))
+        let mut overlay = OverlayFs::new(upper, lowers)?.owning_layers();
+        if config.lowers_may_change {
+            overlay = overlay.lowers_may_change();
+        }
+        Ok(Arc::new(overlay))
     }
 }

@@ -118,7 +118,8 @@ pub const MAX_LOWERS: usize = 500;
 /// lowers hold), and every change the overlay makes drops the cache. So, as with
 /// overlayfs, neither the lowers nor the upper may be changed other than through the
 /// overlay while it is in use; a lower entry's metadata (its atime included) is what it
-/// was when first looked up.
+/// was when first looked up. Where a lower does change beside the overlay, build it with
+/// [`OverlayFs::lowers_may_change`] (config `lowersMayChange`), which caches nothing.
 ///
 /// A lower entry whose name is 252 bytes or longer cannot be deleted (`ENAMETOOLONG`):
 /// its whiteout name would pass 255 bytes.
@@ -209,6 +210,35 @@ impl OverlayFs {
             owns_layers: false,
             temp_counter: AtomicU64::new(Timestamp::now().as_nanos().unsigned_abs()),
         })
+    }
+
+    /// Looks every path up in the layers afresh instead of caching lookups, so changes
+    /// made to a lower beside the overlay (the same host directory mounted writable
+    /// elsewhere, say) show through: new and removed names, sizes, times, and a
+    /// snapshot's stat cache sees them. Costs a probe of each layer per path component.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use bytes::Bytes;
+    /// use vfs_core::{FileSystem, VfsPath};
+    /// use vfs_drivers::memory::MemoryFs;
+    /// use vfs_drivers::overlay::OverlayFs;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lower = Arc::new(MemoryFs::new());
+    /// let notes = VfsPath::new("/notes")?;
+    /// lower.write_file(&notes, Bytes::from_static(b"old")).await?;
+    /// let overlay = OverlayFs::new(Arc::new(MemoryFs::new()), vec![lower.clone() as Arc<dyn FileSystem>])?
+    ///     .lowers_may_change();
+    /// assert_eq!(overlay.stat(&notes).await?.size, 3);
+    /// lower.write_file(&notes, Bytes::from_static(b"newer")).await?;
+    /// assert_eq!(overlay.stat(&notes).await?.size, 5);
+    /// # Ok::<(), vfs_core::VfsError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn lowers_may_change(mut self) -> OverlayFs {
+        self.cache = LookupCache::off();
+        self
     }
 
     /// Makes `shutdown` shut the layers down too.
