@@ -341,8 +341,8 @@ pub async fn run(cx: &Context) -> Result<Report, Failure> {
     );
 
     // 5. Change one small file, snapshot again: only it and its parent trees are new.
-    // The edit goes through the overlay (a copy-up): changing an overlay's lower layer
-    // beneath it while mounted is undefined, as with Linux overlayfs.
+    // The edit goes through the overlay, so the host copy stays as it was (a copy-up);
+    // edits through /workspace would show in /app too (lowersMayChange above).
     let changed = "pub fn answer() -> u32 {\n    42\n}\n";
     vfs.write_file(&path("/app/src/lib.rs")?, changed.into())
         .await?;
