@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use vfs_core::{DirEntry, DriverDescriptor, FileKind, Metadata, MountInfo, MountOptions};
-use vfs_snapshot::{ChangeKind, SnapshotInfo, SnapshotStats};
+use vfs_snapshot::{SnapshotInfo, SnapshotStats};
 
 use super::error::ActionError;
 use super::payload::{Encoding, Payload};
@@ -407,18 +407,6 @@ pub struct ChangeRow {
     pub path: String,
     /// `added`, `removed`, `modified`, `typeChanged` or `metadataChanged`.
     pub kind: String,
-}
-
-impl ChangeRow {
-    pub(crate) fn kind_name(kind: ChangeKind) -> &'static str {
-        match kind {
-            ChangeKind::Added => "added",
-            ChangeKind::Removed => "removed",
-            ChangeKind::Modified => "modified",
-            ChangeKind::TypeChanged => "typeChanged",
-            ChangeKind::MetadataChanged => "metadataChanged",
-        }
-    }
 }
 
 /// An archive written.

@@ -412,12 +412,7 @@ impl Vfs {
         let forward = self.forward_progress("snapshot", path.as_str(), watcher);
         let options = SnapshotOptions {
             normalize,
-            device_roots: self
-                .table
-                .list()
-                .into_iter()
-                .map(|mount| mount.path)
-                .collect(),
+            device_roots: self.table.mount_points(),
             stat_cache: Some(cache),
             progress: Some(progress),
             ..SnapshotOptions::default()
@@ -546,12 +541,7 @@ impl Vfs {
             None => None,
         };
         let options = SnapshotOptions {
-            device_roots: self
-                .table
-                .list()
-                .into_iter()
-                .map(|mount| mount.path)
-                .collect(),
+            device_roots: self.table.mount_points(),
             ..SnapshotOptions::default()
         };
         let (repository, table, root) = (self.repository.clone(), self.table.clone(), path.clone());
@@ -571,7 +561,7 @@ impl Vfs {
                 .into_iter()
                 .map(|change| ChangeRow {
                     path: change.path,
-                    kind: ChangeRow::kind_name(change.kind).to_owned(),
+                    kind: change.kind.name().to_owned(),
                 })
                 .collect(),
         })

@@ -66,7 +66,7 @@ pub async fn mounts_config(path: &Path, repo: &Arc<Repository>) -> Result<Live, 
     let vfs = Arc::new(Vfs::new(vfs_layer::registry(), repo.clone()));
     vfs.boot(&config).await?;
     let table = vfs.table().clone();
-    let device_roots = table.list().into_iter().map(|mount| mount.path).collect();
+    let device_roots = table.mount_points();
     Ok(Live {
         fs: table,
         device_roots,

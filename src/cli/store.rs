@@ -275,16 +275,6 @@ pub async fn restore(cx: &Context, name: &str, dir: &Path) -> Result<Report, Fai
     })
 }
 
-fn kind_name(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Added => "added",
-        ChangeKind::Removed => "removed",
-        ChangeKind::Modified => "modified",
-        ChangeKind::TypeChanged => "typeChanged",
-        ChangeKind::MetadataChanged => "metadataChanged",
-    }
-}
-
 fn kind_mark(kind: ChangeKind) -> &'static str {
     match kind {
         ChangeKind::Added => "+",
@@ -313,7 +303,7 @@ pub fn changes_text(changes: &[Change]) -> String {
 pub fn changes_json(changes: &[Change]) -> Value {
     let rows: Vec<Value> = changes
         .iter()
-        .map(|change| json!({ "path": change.path, "kind": kind_name(change.kind) }))
+        .map(|change| json!({ "path": change.path, "kind": change.kind.name() }))
         .collect();
     json!({ "changes": rows })
 }

@@ -369,6 +369,17 @@ impl MountTable {
         Ok(info)
     }
 
+    /// The mount points, sorted: where inode numbers start a new namespace, as a
+    /// snapshot's hard-link matching needs (`SnapshotOptions::device_roots`).
+    ///
+    /// ```
+    /// let table = vfs_core::MountTable::new();
+    /// assert!(table.mount_points().is_empty());
+    /// ```
+    pub fn mount_points(&self) -> Vec<VfsPath> {
+        self.list().into_iter().map(|mount| mount.path).collect()
+    }
+
     /// The mounts, sorted by path. Never holds driver config.
     pub fn list(&self) -> Vec<MountInfo> {
         let mut mounts: Vec<MountInfo> = self
@@ -663,13 +674,18 @@ impl FileHandle for MountedHandle {
 }
 
 /// Forwards a call to the mount serving the path, mapping error paths back.
+/// `forward!(self.resolve_for_create, ...)` resolves with that method instead (a path
+/// that may not exist yet, or one that must not be a mount point).
 macro_rules! forward {
-    ($self:ident, $op:literal, $path:expr, |$fs:ident, $inner:ident| $call:expr) => {{
-        let resolved = $self.resolve($op, $path)?;
+    ($self:ident . $resolve:ident, $op:literal, $path:expr, |$fs:ident, $inner:ident| $call:expr) => {{
+        let resolved = $self.$resolve($op, $path)?;
         let $fs = resolved.fs();
         let $inner: &VfsPath = &resolved.inner;
         $call.await.map_err(|err| resolved.outer_error(err))
     }};
+    ($self:ident, $op:literal, $path:expr, |$fs:ident, $inner:ident| $call:expr) => {
+        forward!($self.resolve, $op, $path, |$fs, $inner| $call)
+    };
 }
 
 #[async_trait]
@@ -771,12 +787,8 @@ impl FileSystem for MountTable {
     }
 
     async fn create_dir(&self, path: &VfsPath, mode: u32) -> Result<()> {
-        let resolved = self.resolve_for_create("mkdir", path)?;
-        resolved
-            .fs()
-            .create_dir(&resolved.inner, mode)
-            .await
-            .map_err(|err| resolved.outer_error(err))
+        forward!(self.resolve_for_create, "mkdir", path, |fs, inner| fs
+            .create_dir(inner, mode))
     }
 
     async fn remove_file(&self, path: &VfsPath) -> Result<()> {
@@ -787,24 +799,16 @@ impl FileSystem for MountTable {
     }
 
     async fn remove_dir(&self, path: &VfsPath) -> Result<()> {
-        let resolved = self.resolve_for_detach("rmdir", path)?;
-        resolved
-            .fs()
-            .remove_dir(&resolved.inner)
-            .await
-            .map_err(|err| resolved.outer_error(err))
+        forward!(self.resolve_for_detach, "rmdir", path, |fs, inner| fs
+            .remove_dir(inner))
     }
 
     /// Refused up front when a mount point is at or beneath `path`: the default's walk
     /// would empty the mounted filesystems before failing on their mount points. With
     /// none beneath, the whole tree is one driver's, which removes it itself.
     async fn remove_dir_all(&self, path: &VfsPath) -> Result<()> {
-        let resolved = self.resolve_for_detach("rm", path)?;
-        resolved
-            .fs()
-            .remove_dir_all(&resolved.inner)
-            .await
-            .map_err(|err| resolved.outer_error(err))
+        forward!(self.resolve_for_detach, "rm", path, |fs, inner| fs
+            .remove_dir_all(inner))
     }
 
     async fn rename(&self, from: &VfsPath, to: &VfsPath) -> Result<()> {
@@ -834,12 +838,8 @@ impl FileSystem for MountTable {
     }
 
     async fn make_node(&self, path: &VfsPath, kind: FileKind, mode: u32, rdev: u64) -> Result<()> {
-        let resolved = self.resolve_for_create("mknod", path)?;
-        resolved
-            .fs()
-            .make_node(&resolved.inner, kind, mode, rdev)
-            .await
-            .map_err(|err| resolved.outer_error(err))
+        forward!(self.resolve_for_create, "mknod", path, |fs, inner| fs
+            .make_node(inner, kind, mode, rdev))
     }
 
     async fn set_owner_nofollow(
@@ -863,12 +863,8 @@ impl FileSystem for MountTable {
     }
 
     async fn symlink(&self, target: &str, link: &VfsPath) -> Result<()> {
-        let resolved = self.resolve_for_create("symlink", link)?;
-        resolved
-            .fs()
-            .symlink(target, &resolved.inner)
-            .await
-            .map_err(|err| resolved.outer_error(err))
+        forward!(self.resolve_for_create, "symlink", link, |fs, inner| fs
+            .symlink(target, inner))
     }
 
     async fn read_link(&self, path: &VfsPath) -> Result<String> {

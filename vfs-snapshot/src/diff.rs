@@ -25,6 +25,24 @@ pub enum ChangeKind {
     MetadataChanged,
 }
 
+impl ChangeKind {
+    /// The name the actions, the CLI's JSON and agentOS-style hosts use: `added`,
+    /// `removed`, `modified`, `typeChanged`, `metadataChanged`.
+    ///
+    /// ```
+    /// assert_eq!(vfs_snapshot::ChangeKind::TypeChanged.name(), "typeChanged");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Modified => "modified",
+            ChangeKind::TypeChanged => "typeChanged",
+            ChangeKind::MetadataChanged => "metadataChanged",
+        }
+    }
+}
+
 /// One difference: the path (absolute within the snapshot, `/` for its root) and how.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Change {

@@ -17,6 +17,34 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+/// As [`for_each_job`] for jobs that can fail: each success goes to `on_ok`; the first
+/// failure stops the run (no further job starts) and is returned.
+pub(crate) async fn try_for_each_job<T, Fut>(
+    count: usize,
+    concurrency: usize,
+    job: impl Fn(usize) -> Fut + Sync,
+    mut on_ok: impl FnMut(T) + Send,
+) -> vfs_core::Result<()>
+where
+    T: Send,
+    Fut: Future<Output = vfs_core::Result<T>> + Send,
+{
+    let mut first_error = None;
+    for_each_job(count, concurrency, job, |result| match result {
+        Ok(value) => {
+            on_ok(value);
+            ControlFlow::Continue(())
+        }
+        Err(err) => {
+            // Jobs still running may fail too: the first failure is the one to report.
+            first_error.get_or_insert(err);
+            ControlFlow::Break(())
+        }
+    })
+    .await;
+    first_error.map_or(Ok(()), Err)
+}
+
 /// Runs `job(0..count)` with up to `concurrency` jobs at once and hands each output to
 /// `on_done` as it finishes, in no particular order. Once `on_done` says
 /// [`ControlFlow::Break`] (a failure that dooms the whole run), no further job starts;

@@ -14,7 +14,7 @@ use vfs_core::{
 };
 
 use crate::digest::{Digest, SnapshotId};
-use crate::fan_out::for_each_job;
+use crate::fan_out::{for_each_job, try_for_each_job};
 use crate::progress::{report, Phase, ProgressSender};
 use crate::store::{compress, BlobKind, Repository, SnapshotInfo, FORMAT_VERSION};
 use crate::tree::{Attrs, ChunkRef, Entry, Node, Tree};
@@ -740,15 +740,15 @@ impl Repository {
                             counters
                                 .chunks_reused
                                 .fetch_add(chunks.len() as u64, Ordering::Relaxed);
-                            return (
+                            return Ok((
                                 i,
-                                Ok(Some(FileRead {
+                                Some(FileRead {
                                     chunks,
                                     xattrs,
                                     meta,
                                     unstable: false,
-                                })),
-                            );
+                                }),
+                            ));
                         }
                     }
                 }
@@ -763,40 +763,24 @@ impl Repository {
                                 generation,
                             );
                         }
-                        (i, Ok(Some(read)))
+                        Ok((i, Some(read)))
                     }
-                    Err(err) if is_gone(&err) => (i, Ok(None)),
-                    Err(err) => (i, Err(err)),
+                    Err(err) if is_gone(&err) => Ok((i, None)),
+                    Err(err) => Err(err),
                 }
             }
         };
-        let mut first_error = None;
         let mut reads: Vec<(usize, Option<FileRead>)> = Vec::with_capacity(files.len());
-        for_each_job(
-            files.len(),
-            options.concurrency,
-            job,
-            |(i, result)| match result {
-                Ok(read) => {
-                    let size = read.as_ref().map(|r| r.meta.size).unwrap_or(0);
-                    report(progress, |p| {
-                        p.files_done += 1;
-                        p.bytes_done += size;
-                    });
-                    reads.push((i, read));
-                    ControlFlow::Continue(())
-                }
-                Err(err) => {
-                    // The snapshot fails: reading the rest would only cost time.
-                    first_error.get_or_insert(err);
-                    ControlFlow::Break(())
-                }
-            },
-        )
-        .await;
-        if let Some(err) = first_error {
-            return Err(err);
-        }
+        // A failure fails the snapshot: reading the rest would only cost time.
+        try_for_each_job(files.len(), options.concurrency, job, |(i, read)| {
+            let size = read.as_ref().map(|r: &FileRead| r.meta.size).unwrap_or(0);
+            report(progress, |p| {
+                p.files_done += 1;
+                p.bytes_done += size;
+            });
+            reads.push((i, read));
+        })
+        .await?;
         if let Some(cache) = &options.stat_cache {
             cache.forget_unseen(&root, generation);
         }
@@ -1091,28 +1075,12 @@ impl Repository {
             probes.resize_with(children.len(), || None);
             let look = |k: usize| {
                 let (_, path, _, meta) = &children[k];
-                async move { (k, probe(fs, path, meta.clone()).await) }
+                async move { probe(fs, path, meta.clone()).await.map(|found| (k, found)) }
             };
-            let mut first_error = None;
-            for_each_job(
-                children.len(),
-                options.concurrency,
-                look,
-                |(k, r)| match r {
-                    Ok(probe) => {
-                        probes[k] = Some(probe);
-                        ControlFlow::Continue(())
-                    }
-                    Err(err) => {
-                        first_error.get_or_insert(err);
-                        ControlFlow::Break(())
-                    }
-                },
-            )
-            .await;
-            if let Some(err) = first_error {
-                return Err(err);
-            }
+            try_for_each_job(children.len(), options.concurrency, look, |(k, found)| {
+                probes[k] = Some(found);
+            })
+            .await?;
             let mut next = Vec::new();
             for dir in &level {
                 listings.entry(dir.clone()).or_default();
